@@ -1,0 +1,5 @@
+"""loopdash: a web dashboard for test-deploy loops."""
+
+from .celery import app as celery_app
+
+__all__ = ["celery_app"]

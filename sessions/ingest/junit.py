@@ -1,0 +1,484 @@
+"""Streaming JUnit XML parser: every ``<testcase>`` at any depth is one result (DESIGN.md, Counting rules).
+
+Traps, each handled here on purpose:
+
+- Count attributes (``tests``, ``failures``...) lie: pytest 9 counts subtests in them, mocha counts
+  tests it never wrote, nested suites are cumulative. They are never read.
+- ``<skipped type="pytest.xfail">`` is an xfail; any other ``<skipped>`` wins even over a ``<failure>``
+  beside it (node's failing todo tests).
+- pytest writes a failed teardown of a failed test as a *second* ``testcase`` holding only
+  ``<error message="failed on teardown with ...">``; it is merged into the first one through a bounded
+  look-back, so that memory stays flat while a file of any length streams through.
+- pytest 9 writes no ``file`` attribute by default (xunit2), so the node id is rebuilt from
+  ``classname`` + ``name`` and must equal the report-log's ``nodeid`` for the same test.
+- DTDs are refused before lxml sees them (billion laughs, quadratic blow-up, external entities); the
+  parser also runs with entity resolution, DTD loading and network access off.
+- libxml2 caps element nesting at 2048 levels even with ``huge_tree``: deeper files are refused with a
+  clear error (never a crash or a recursion error).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import deque
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from lxml import etree
+
+from .fingerprint import (
+    bounded_head,
+    bounded_tail,
+    collect_message,
+    failure_type,
+    unwrap_pytest_error,
+)
+from .records import MAX_DETAILS_CHARS, MAX_MESSAGE_CHARS, IngestError, Outcome, ParsedResult, RunInfo
+from .source import CHUNK, Source
+
+ROOTS = (b"testsuites", b"testsuite")
+LOOKBACK = 1000  # results held back for the teardown merge; pytest writes the pair adjacently
+PROLOG_LIMIT = 1024 * 1024
+_TAGS = ("{*}testcase", "{*}testsuite", "{*}testsuites", "{*}properties")
+_OUTPUT_CHARS = MAX_DETAILS_CHARS // 8
+_TEARDOWN_PREFIX = "failed on teardown with"
+# A classname that a pytest module path produced: dotted identifiers with a test_*/*_test module.
+_PYTEST_CLASSNAME = re.compile(r"^[A-Za-z_][\w-]*(?:\.[\w-]+)*$")
+_PYTEST_MODULE = re.compile(r"(?:^|\.)(?:test_[\w-]*|[\w-]*_test)(?:\.|$)")
+
+
+def parse_junit(src: Source, info: RunInfo) -> Iterator[ParsedResult]:
+    """Yield one result per ``<testcase>``; fills ``info`` (properties, start, duration) on the way."""
+    source = src.source
+    data = _read_prolog(src)
+    parser = etree.XMLPullParser(
+        events=("end",),
+        tag=_TAGS,
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=True,
+        remove_comments=True,
+        remove_pis=True,
+        encoding=src.encoding,
+    )
+    state = _State(info)
+    held = _Lookback()
+    etree.clear_error_log()
+    first = True
+    while True:
+        try:
+            if data:
+                parser.feed(data)
+            else:
+                parser.close()
+            events = list(parser.read_events())
+        except etree.XMLSyntaxError as exc:
+            raise _syntax_error(source, exc) from None
+        if first and events:
+            first = False
+            _refuse_doctype(source, events[0][1])
+        for _event, el in events:
+            tag = el.tag
+            if tag[0] == "{":
+                tag = tag.rpartition("}")[2]
+            if tag == "testcase":
+                result, teardown = _testcase(el, state)
+                if teardown and held.merge(result):
+                    pass
+                else:
+                    evicted = held.push(result)
+                    if evicted is not None:
+                        yield evicted
+                _drop(el)
+            elif tag == "testsuite":
+                state.suite_end(el)
+                _drop(el)
+            elif tag == "testsuites":
+                state.root_end(el)
+            else:
+                state.properties_end(el)
+        if not data:
+            break
+        data = src.read(CHUNK)
+    yield from held.drain()
+
+
+# -- prolog: DTD refusal and the root check, before lxml parses anything ----------------------------
+
+
+def _read_prolog(src: Source) -> bytes:
+    """Read up to the root start tag; refuse any ``<!DOCTYPE``/``<!ENTITY`` and a wrong root.
+
+    The DTD is the only place where entities can be declared, and it can only stand before the root
+    element, so scanning the prolog is enough to refuse every entity trick before it costs anything.
+    """
+    buf = src.read(CHUNK)
+    while True:
+        found = _scan_prolog(buf, src.source)
+        if found is not None:
+            return buf
+        if len(buf) > PROLOG_LIMIT:
+            raise IngestError(src.source, "no root element in the first 1 MB", line=buf.count(b"\n") + 1)
+        more = src.read(CHUNK)
+        if not more:
+            return buf  # lxml reports the truncated prolog with its line number
+        buf += more
+
+
+def _scan_prolog(buf: bytes, source: str) -> bool | None:
+    """True once the root start tag is seen and accepted; None when more bytes are needed."""
+    i, n = 0, len(buf)
+    while True:
+        while i < n and buf[i] in b" \t\r\n":
+            i += 1
+        if i >= n:
+            return None
+        if buf[i] != 0x3C:  # text before the root: not well-formed; lxml says where
+            return True
+        if buf.startswith(b"<?", i):
+            end = buf.find(b"?>", i + 2)
+            if end < 0:
+                return None
+            i = end + 2
+        elif buf.startswith(b"<!--", i):
+            end = buf.find(b"-->", i + 4)
+            if end < 0:
+                return None
+            i = end + 3
+        elif buf.startswith(b"<!", i):
+            if n - i < 9 and not buf.startswith(b"<!DOCTYPE"[: n - i], i):
+                return None
+            word = (buf[i + 2 : i + 9].decode("ascii", "replace").split() or ["?"])[0]
+            raise IngestError(
+                source,
+                f"<!{word} found: DTDs and entity declarations are refused "
+                "(they can expand without bound or read other files)",
+                line=buf.count(b"\n", 0, i) + 1,
+            )
+        else:
+            match = re.match(rb"<([^\s/>]+)", buf[i:])
+            if match is None or i + match.end() >= n:
+                return None if n - i < 4096 else True
+            name = match.group(1)
+            if name.rpartition(b":")[2] not in ROOTS:
+                shown = name[:60].decode("utf-8", "replace")
+                raise IngestError(
+                    source,
+                    f"root element is <{shown}>, expected <testsuites> or <testsuite>",
+                    line=buf.count(b"\n", 0, i) + 1,
+                )
+            return True
+
+
+def _refuse_doctype(source: str, el: etree._Element) -> None:
+    """Second line of defence: a DTD that slipped past the prolog scan (an exotic encoding)."""
+    docinfo = el.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None:
+        raise IngestError(source, "DTDs and entity declarations are refused")
+
+
+def _syntax_error(source: str, exc: etree.XMLSyntaxError) -> IngestError:
+    """The first fatal error is the cause; lxml's exception may name a later one ("no element found").
+
+    The log is lxml's per-thread log, cleared when parsing starts, so its first fatal entry is ours.
+    """
+    msg, line = exc.msg or str(exc), exc.lineno
+    fatal = exc.error_log.filter_from_fatals()
+    if fatal:
+        msg, line = fatal[0].message, fatal[0].line
+    msg = re.sub(r",? line \d+, column \d+$", "", msg.strip())
+    lowered = msg.lower()
+    if "not proper utf-8" in lowered or "invalid bytes in character encoding" in lowered:
+        problem = f"invalid UTF-8 ({msg.splitlines()[-1] if msg else ''})"
+    elif "invalid char" in lowered or "out of allowed range" in lowered or "invalid xmlchar" in lowered:
+        problem = f"character not allowed in XML ({msg})"
+    elif "excessive depth" in lowered:
+        problem = "elements nested deeper than 2048 levels (the XML parser's hard limit)"
+    elif "premature end" in lowered or "not found" in lowered and "end" in lowered or "extra content" in lowered:
+        problem = f"truncated or malformed XML ({msg})"
+    elif "document is empty" in lowered or "start tag expected" in lowered:
+        problem = f"not XML ({msg})"
+    else:
+        problem = f"malformed XML ({msg})"
+    return IngestError(source, problem, line=line or None)
+
+
+def _drop(el: etree._Element) -> None:
+    """Free a handled element and everything before it, so memory does not grow with the file."""
+    el.clear(keep_tail=False)
+    parent = el.getparent()
+    if parent is not None:
+        while el.getprevious() is not None:
+            del parent[0]
+
+
+# -- per-element work ---------------------------------------------------------------------------------
+
+
+class _State:
+    """What the parser learns about the whole file, plus the per-classname node id cache."""
+
+    def __init__(self, info: RunInfo) -> None:
+        self.info = info
+        self.top_level_time = 0.0
+        self.prefixes: dict[tuple[str, str], str | None] = {}
+
+    def suite_end(self, el: etree._Element) -> None:
+        started = _timestamp(el.get("timestamp"))
+        if started is not None and (self.info.started_at is None or started < self.info.started_at):
+            self.info.started_at = started
+        parent = el.getparent()
+        took = duration(el.get("time"))
+        if parent is None:  # <testsuite> root
+            self.info.duration = took
+        elif parent.getparent() is None and took is not None:
+            self.top_level_time += took
+            self.info.duration = self.top_level_time
+
+    def root_end(self, el: etree._Element) -> None:
+        took = duration(el.get("time"))
+        if took is not None:
+            self.info.duration = took
+        started = _timestamp(el.get("timestamp"))
+        if started is not None:
+            self.info.started_at = started
+
+    def properties_end(self, el: etree._Element) -> None:
+        parent = el.getparent()
+        if parent is None or _local(parent.tag) == "testcase":
+            return  # the test case reads its own
+        self.info.properties.update(_properties(el))
+
+    def prefix(self, classname: str, file: str, el: etree._Element) -> str | None:
+        key = (classname, file)
+        try:
+            return self.prefixes[key]
+        except KeyError:
+            pass
+        if len(self.prefixes) > 10_000:
+            self.prefixes.clear()
+        parent = el.getparent()
+        suite = parent.get("name", "") if parent is not None else ""
+        found = pytest_prefix(classname, file, suite)
+        self.prefixes[key] = found
+        return found
+
+
+def _testcase(el: etree._Element, state: _State) -> tuple[ParsedResult, bool]:
+    """The result for one ``<testcase>``, and whether it is a pytest teardown-only duplicate."""
+    get = el.get
+    classname = (get("classname") or "").strip()
+    name = (get("name") or "").strip()
+    file = (get("file") or "").replace("\\", "/")
+    prefix = state.prefix(classname, file, el)
+    if prefix is not None:
+        nodeid = f"{prefix}::{name}"
+        path = prefix.partition("::")[0]
+    elif classname:
+        nodeid = f"{classname}::{name}"
+        path = file or _suite_file(el)
+    else:
+        nodeid = name
+        path = file or _suite_file(el)
+    result = ParsedResult(nodeid=nodeid, name=name, file=path, duration=duration(get("time")))
+    if len(el) == 0:
+        return result, False
+
+    skipped = failures = errors = None
+    outputs: list[str] = []
+    for child in el:
+        tag = child.tag
+        if not isinstance(tag, str):
+            continue
+        if tag[0] == "{":
+            tag = tag.rpartition("}")[2]
+        if tag == "failure":
+            failures = failures or []
+            failures.append(child)
+        elif tag == "error":
+            errors = errors or []
+            errors.append(child)
+        elif tag == "skipped":
+            skipped = skipped if skipped is not None else child
+        elif tag in ("system-out", "system-err"):
+            text = child.text
+            if text and text.strip():
+                outputs.append(f"--- {tag} ---\n{bounded_tail(text, _OUTPUT_CHARS)}")
+        elif tag == "properties":
+            result.properties.update(_properties(child))
+
+    if not classname and errors and _is_collect(errors[0]):
+        # pytest collection error: classname "" and the module path dotted in the name.
+        result.nodeid = result.file = file or name.replace(".", "/") + ".py"
+    if skipped is not None:
+        if skipped.get("type") == "pytest.xfail":
+            result.outcome = Outcome.XFAILED
+        else:
+            result.outcome = Outcome.SKIPPED
+        result.message = bounded_head(skipped.get("message") or _first_line(skipped.text), MAX_MESSAGE_CHARS)
+        result.details = bounded_tail(skipped.text or "", MAX_DETAILS_CHARS)
+        return result, False
+    problems = failures or errors
+    if problems is None:
+        return result, False
+    result.outcome = Outcome.FAILED if failures else Outcome.ERROR
+    _describe(result, problems, outputs, failed=bool(failures))
+    teardown_only = (
+        not failures and len(errors or ()) == 1 and (errors[0].get("message") or "").startswith(_TEARDOWN_PREFIX)
+    )
+    return result, teardown_only
+
+
+def _describe(result: ParsedResult, problems: list[etree._Element], outputs: list[str], *, failed: bool) -> None:
+    """message, error_type, phase and details from the first ``<failure>``/``<error>`` (and the rest)."""
+    first = problems[0]
+    texts = ["".join(p.itertext()) for p in problems]
+    message = first.get("message")
+    if message is None:
+        message = _first_line(texts[0])
+    phase, message = unwrap_pytest_error(message)
+    if phase:
+        result.phase = phase
+    elif message == "collection failure":
+        result.phase = "collect"
+        message = collect_message(texts[0])
+    else:
+        result.phase = "call" if failed else ""
+    details = "\n\n".join(t.strip("\n") for t in texts if t.strip())
+    result.message = bounded_head(message, MAX_MESSAGE_CHARS)
+    result.error_type = failure_type(first.get("type") or "", message, texts[0])
+    if outputs:
+        details = bounded_tail(details, MAX_DETAILS_CHARS * 3 // 4) + "\n\n" + "\n\n".join(outputs)
+    result.details = bounded_tail(details, MAX_DETAILS_CHARS)
+
+
+def _is_collect(error: etree._Element) -> bool:
+    return error.get("message") == "collection failure"
+
+
+def _properties(el: etree._Element) -> dict[str, str]:
+    found = {}
+    for prop in el:
+        if isinstance(prop.tag, str) and _local(prop.tag) == "property":
+            name = prop.get("name")
+            if name is not None:
+                value = prop.get("value")
+                found[name] = value if value is not None else (prop.text or "")
+    return found
+
+
+def _suite_file(el: etree._Element) -> str:
+    """mocha-junit-reporter puts the file on the enclosing ``<testsuite>``, not on the test case."""
+    parent = el.getparent()
+    return (parent.get("file") or "") if parent is not None else ""
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2] if tag[:1] == "{" else tag
+
+
+def _first_line(text: str | None) -> str:
+    for line in (text or "").splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+# -- identity -------------------------------------------------------------------------------------------
+
+
+def pytest_prefix(classname: str, file: str, suite_name: str) -> str | None:
+    """The node id up to the test name (``tests/e2e/test_chat.py::TestAgent``), or None if not pytest.
+
+    pytest's JUnit writer turns ``tests/e2e/test_chat.py::TestAgent::test_x[a-ü]`` into classname
+    ``tests.e2e.test_chat.TestAgent`` and name ``test_x[a-ü]``. Reversing it needs the module/class
+    split: the ``file`` attribute (xunit1) decides when it agrees with the classname; otherwise the
+    trailing components that start with an upper-case letter are classes and the rest is the path.
+    A directory with a dot in its name cannot be recovered without ``file``.
+    """
+    is_pytest = file.endswith(".py") or suite_name == "pytest"
+    if not classname:
+        return None
+    if not is_pytest and not (_PYTEST_CLASSNAME.match(classname) and _PYTEST_MODULE.search(classname)):
+        return None
+    if file:
+        stem = file[:-3] if file.endswith(".py") else file
+        dotted = stem.replace("/", ".")
+        if classname == dotted or classname.startswith(dotted + "."):
+            classes = classname[len(dotted) + 1 :]
+            return f"{file}::{classes.replace('.', '::')}" if classes else file
+    parts = classname.split(".")
+    split = len(parts)
+    while split > 1 and parts[split - 1][:1].isupper():
+        split -= 1
+    path = "/".join(parts[:split]) + ".py"
+    return "::".join([path, *parts[split:]])
+
+
+def duration(value: str | None) -> float | None:
+    """Seconds, or None for missing, negative, NaN, infinite or non-numeric values."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    if seconds < 0 or not math.isfinite(seconds):
+        return None
+    return seconds
+
+
+def _timestamp(value: str | None) -> float | None:
+    """Epoch seconds from an ISO timestamp; a zone-less one (jest-junit, mocha) is taken as UTC."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+class _Lookback:
+    """The last LOOKBACK results, held so a later teardown-only duplicate can be merged into its test."""
+
+    def __init__(self) -> None:
+        self.queue: deque[ParsedResult] = deque()
+        self.latest: dict[str, ParsedResult] = {}
+
+    def push(self, result: ParsedResult) -> ParsedResult | None:
+        self.queue.append(result)
+        self.latest[result.nodeid] = result
+        if len(self.queue) <= LOOKBACK:
+            return None
+        old = self.queue.popleft()
+        if self.latest.get(old.nodeid) is old:
+            del self.latest[old.nodeid]
+        return old
+
+    def merge(self, teardown: ParsedResult) -> bool:
+        """Fold a teardown-only error into the held result of the same test; False if none is held."""
+        target = self.latest.get(teardown.nodeid)
+        if target is None:
+            return False
+        if target.duration is not None and teardown.duration is not None:
+            target.duration += teardown.duration
+        if target.outcome in (Outcome.FAILED, Outcome.ERROR):
+            details = f"{target.details}\n\n--- teardown ---\n{teardown.details}"
+            target.details = bounded_tail(details, MAX_DETAILS_CHARS)
+            return True
+        target.outcome = Outcome.ERROR
+        target.phase = teardown.phase
+        target.message = teardown.message
+        target.error_type = teardown.error_type
+        target.details = teardown.details
+        return True
+
+    def drain(self) -> Iterator[ParsedResult]:
+        while self.queue:
+            yield self.queue.popleft()
+        self.latest.clear()

@@ -1,0 +1,65 @@
+"""Plain records that parsers produce and storage consumes.
+
+Parsing never touches the ORM: a parser turns bytes into these records, and
+``sessions.services.ingestion`` stores them. Keeping the boundary plain lets the
+parsers be tested without a database and benchmarked against a bare COPY.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    SKIPPED = "skipped"
+    XFAILED = "xfailed"
+    XPASSED = "xpassed"
+
+
+# Bounds on stored text: a 5 MB failure message is kept, truncated, never refused.
+MAX_MESSAGE_CHARS = 4_000
+MAX_DETAILS_CHARS = 64_000
+
+
+@dataclass(slots=True)
+class ParsedResult:
+    """One test in one run, already combined from its phases and children."""
+
+    nodeid: str  # pytest node id, or "classname::name" for other runners
+    name: str  # the test's own name (last part of the node id)
+    file: str = ""  # source file when known ("" otherwise)
+    outcome: Outcome = Outcome.PASSED
+    duration: float | None = None  # seconds; None when unknown or nonsense
+    message: str = ""  # first line(s) of the failure/skip reason, bounded
+    details: str = ""  # traceback / longrepr / captured output, bounded
+    error_type: str = ""  # exception type name for the fingerprint ("" if unknown)
+    phase: str = ""  # "setup", "call", "teardown" or "collect" for failures
+    markers: tuple[str, ...] = ()  # pytest keywords/markers, when the format carries them
+    properties: dict[str, str] = field(default_factory=dict)  # JUnit <properties> / user_properties
+
+
+@dataclass(slots=True)
+class RunInfo:
+    """Facts about the whole file, known once the stream is exhausted."""
+
+    format: str = ""  # "junit" or "reportlog"
+    exitstatus: int | None = None  # pytest SessionFinish exitstatus, when present
+    incomplete: bool = False  # internal error / interruption / no end record
+    started_at: float | None = None  # epoch seconds when the format carries it
+    duration: float | None = None  # wall time of the run when the format carries it
+    properties: dict[str, str] = field(default_factory=dict)  # suite-level properties
+
+
+class IngestError(ValueError):
+    """A file that is refused. The message names the file, the line where known, and the problem."""
+
+    def __init__(self, source: str, problem: str, line: int | None = None) -> None:
+        self.source = source
+        self.problem = problem
+        self.line = line
+        where = f"{source}:{line}" if line is not None else source
+        super().__init__(f"{where}: {problem}")

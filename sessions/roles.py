@@ -1,0 +1,54 @@
+"""Roles are Django groups: viewer reads, engineer annotates, operator also triggers runs and deploys.
+
+Admins (superusers) may do everything. Checks go through the helpers here so
+that views, the API and templates agree on who may do what.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AnonymousUser, Group
+from django.contrib.auth.base_user import AbstractBaseUser
+
+VIEWER = "viewer"
+ENGINEER = "engineer"
+OPERATOR = "operator"
+ROLES = (VIEWER, ENGINEER, OPERATOR)
+
+# Which groups grant each capability.
+_ANNOTATE = {ENGINEER, OPERATOR}
+_OPERATE = {OPERATOR}
+
+
+def ensure_groups() -> None:
+    for name in ROLES:
+        Group.objects.get_or_create(name=name)
+
+
+def _groups(user: AbstractBaseUser | AnonymousUser) -> set[str]:
+    if not user.is_authenticated:
+        return set()
+    cached = getattr(user, "_loopdash_groups", None)
+    if cached is None:
+        cached = set(user.groups.values_list("name", flat=True))
+        user._loopdash_groups = cached
+    return cached
+
+
+def can_annotate(user: AbstractBaseUser | AnonymousUser) -> bool:
+    return bool(user.is_authenticated and (user.is_superuser or _groups(user) & _ANNOTATE))
+
+
+def can_operate(user: AbstractBaseUser | AnonymousUser) -> bool:
+    return bool(user.is_authenticated and (user.is_superuser or _groups(user) & _OPERATE))
+
+
+def role_of(user: AbstractBaseUser | AnonymousUser) -> str:
+    if not user.is_authenticated:
+        return "anonymous"
+    if user.is_superuser:
+        return "admin"
+    groups = _groups(user)
+    for name in (OPERATOR, ENGINEER, VIEWER):
+        if name in groups:
+            return name
+    return VIEWER

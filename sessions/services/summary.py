@@ -1,0 +1,180 @@
+"""A run's summary: counted once, from the stored rows, when the run ends.
+
+Pages never count results again: they read these columns, the RunSignature
+rows and the signatures' counters.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from django.db import transaction
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from ..ingest.records import RunInfo
+from ..models import (
+    BusinessArea,
+    FailureSignature,
+    LoopSession,
+    Outcome,
+    RunSignature,
+    TestResult,
+    TestRun,
+    WorkStatus,
+)
+
+if TYPE_CHECKING:
+    from .ingestion import ResultWriter
+
+# pytest exit statuses that mean the run did not get to its end.
+INCOMPLETE_EXITSTATUS = {2, 3, 4}
+_COUNTED = {
+    Outcome.PASSED: "passed",
+    Outcome.FAILED: "failed",
+    Outcome.ERROR: "errors",
+    Outcome.SKIPPED: "skipped",
+    Outcome.XFAILED: "xfailed",
+    Outcome.XPASSED: "xpassed",
+}
+
+
+def pass_rate(passed: int, failed: int, errors: int) -> float | None:
+    """passed / (passed + failed + errors) as a percentage; None when nothing was executed."""
+    executed = passed + failed + errors
+    return round(100.0 * passed / executed, 2) if executed else None
+
+
+def count_outcomes(run: TestRun) -> dict[str, int]:
+    """Counts by outcome from the stored rows (one GROUP BY on the run's index)."""
+    counts = dict.fromkeys(_COUNTED.values(), 0)
+    rows = TestResult.objects.filter(run=run).values_list("outcome").annotate(n=Count("id")).order_by()
+    for outcome, n in rows:
+        if outcome in _COUNTED:
+            counts[_COUNTED[outcome]] = n
+    counts["tests"] = sum(counts.values())
+    return counts
+
+
+def apply_counts(run: TestRun, counts: dict[str, int]) -> None:
+    run.total = counts["tests"]
+    run.passed = counts["passed"]
+    run.failed = counts["failed"]
+    run.errors = counts["errors"]
+    run.skipped = counts["skipped"]
+    run.xfailed = counts["xfailed"]
+    run.xpassed = counts["xpassed"]
+    run.pass_rate = pass_rate(run.passed, run.failed, run.errors)
+
+
+def finish_run(run: TestRun, writer: ResultWriter | None, info: RunInfo | None, *, status: str) -> TestRun:
+    """Write the run's summary once and put it in its final status."""
+    with transaction.atomic():
+        results = TestResult.objects.filter(run=run)
+        apply_counts(run, count_outcomes(run))
+        aggregates = results.aggregate(
+            suspect=Count("id", filter=Q(suspect=True)),
+            tests_duration=Sum("duration"),
+        )
+        run.suspect = aggregates["suspect"] or 0
+        run.tests_duration_s = aggregates["tests_duration"]
+        run.by_priority = _by_priority(run)
+        run.mrr_at_risk = _mrr_at_risk(run)
+        if writer is not None:
+            run.metrics = writer.metrics()
+        if info is not None:
+            run.exitstatus = info.exitstatus
+            if info.properties:
+                run.properties = {**run.properties, **info.properties}
+            if info.exitstatus in INCOMPLETE_EXITSTATUS or info.incomplete:
+                run.incomplete = True
+            if info.duration is not None:
+                run.duration_s = info.duration
+        if status in (WorkStatus.TIMED_OUT, WorkStatus.CANCELLED, WorkStatus.LOST, WorkStatus.ERROR):
+            run.incomplete = True
+        now = timezone.now()
+        run.status = status
+        run.finished_at = run.finished_at or now
+        if run.duration_s is None and run.started_at:
+            run.duration_s = (run.finished_at - run.started_at).total_seconds()
+        run.current_test = ""
+        run.summary_written = True
+        run.save()
+        _write_signature_counts(run)
+        LoopSession.objects.filter(pk=run.session_id).update(latest_run=run)
+    from .lifecycle import on_run_finished
+
+    on_run_finished(run)
+    return run
+
+
+def _by_priority(run: TestRun) -> dict[str, dict[str, int]]:
+    rows = (
+        TestResult.objects.filter(run=run)
+        .exclude(case__priority="")
+        .values_list("case__priority", "outcome")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    out: dict[str, dict[str, int]] = {}
+    for priority, outcome, n in rows:
+        bucket = out.setdefault(priority, dict.fromkeys(_COUNTED.values(), 0))
+        bucket[_COUNTED.get(outcome, "passed")] += n
+    for bucket in out.values():
+        bucket["tests"] = sum(bucket.values())
+        bucket["pass_rate"] = pass_rate(bucket["passed"], bucket["failed"], bucket["errors"])
+    return out
+
+
+def _mrr_at_risk(run: TestRun) -> Decimal:
+    """Sum over business areas with at least one failed or errored test, each area once."""
+    failing_areas = (
+        TestResult.objects.filter(run=run, outcome__in=(Outcome.FAILED, Outcome.ERROR), case__area__isnull=False)
+        .values_list("case__area_id", flat=True)
+        .distinct()
+    )
+    total = BusinessArea.objects.filter(pk__in=failing_areas).aggregate(s=Sum("mrr"))["s"]
+    return total or Decimal("0")
+
+
+def _write_signature_counts(run: TestRun) -> None:
+    """RunSignature rows for the run page, then each signature's lifetime counters."""
+    rows = (
+        TestResult.objects.filter(run=run, signature__isnull=False)
+        .values("signature_id")
+        .annotate(results=Count("id"), tests=Count("case_id", distinct=True), modules=Count("case__module", distinct=True))
+        .order_by()
+    )
+    RunSignature.objects.filter(run=run).delete()
+    RunSignature.objects.bulk_create(
+        [
+            RunSignature(run=run, signature_id=r["signature_id"], results=r["results"], tests=r["tests"], modules=r["modules"])
+            for r in rows
+        ]
+    )
+    signature_ids = [r["signature_id"] for r in rows]
+    if not signature_ids:
+        return
+    when = run.finished_at or timezone.now()
+    for sig in FailureSignature.objects.filter(pk__in=signature_ids):
+        totals = TestResult.objects.filter(signature=sig).aggregate(
+            results=Count("id"), tests=Count("case_id", distinct=True), modules=Count("case__module", distinct=True)
+        )
+        sig.result_count = totals["results"]
+        sig.test_count = totals["tests"]
+        sig.module_count = totals["modules"]
+        sig.last_seen_run = run
+        sig.last_seen_at = when
+        if sig.first_seen_run_id is None:
+            sig.first_seen_run = run
+            sig.first_seen_at = when
+        if sig.status == FailureSignature.Status.VERIFIED:
+            sig.status = FailureSignature.Status.REGRESSED
+        sig.save(
+            update_fields=[
+                "result_count", "test_count", "module_count", "last_seen_run", "last_seen_at",
+                "first_seen_run", "first_seen_at", "status",
+            ]
+        )
+

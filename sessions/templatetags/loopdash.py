@@ -1,0 +1,113 @@
+"""Formatting for pages: pass rates, money, durations, status colours. Every filter returns plain text."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+
+from django import template
+from django.template.context import Context
+
+from .. import roles
+
+register = template.Library()
+
+DASH = "—"
+
+
+def _number(value: object) -> float | None:
+    """A finite float, or None for None, "" (a missing template variable) and anything else."""
+    if isinstance(value, bool) or value is None or value == "":
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+@register.filter
+def pct(value: float | None, places: int = 1) -> str:
+    """A pass rate as "84.0%"; a run that executed nothing has none, shown as a dash (never 0%)."""
+    number = _number(value)
+    if number is None:
+        return DASH
+    return f"{number:.{int(places)}f}%"
+
+
+@register.filter
+def money(value: Decimal | float | int | None) -> str:
+    """Whole dollars with thousands separators: MRR figures are monthly revenue, cents are noise."""
+    number = _number(value)
+    if number is None:
+        return DASH
+    return f"${number:,.0f}"
+
+
+@register.filter
+def seconds(value: float | None) -> str:
+    """A wall time: "287.3 s" below ten minutes, "1 h 04 min" above; a dash when unknown."""
+    value = _number(value)
+    if value is None:
+        return DASH
+    if value < 600:
+        return f"{value:.1f} s"
+    minutes = int(value // 60)
+    if minutes < 60:
+        return f"{minutes} min {int(value % 60):02d} s"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+@register.filter
+def test_duration(value: float | None) -> str:
+    """A test's duration to the millisecond, so that a 0.000 s "suspect" test shows as one."""
+    number = _number(value)
+    if number is None:
+        return DASH
+    return f"{number:.3f} s"
+
+
+@register.filter
+def rate_tone(run: object) -> str:
+    """A colour for a run's pass rate; incomplete runs are never green (DESIGN: never shown as green)."""
+    rate = _number(getattr(run, "pass_rate", None))
+    if getattr(run, "incomplete", False):
+        return "warn"
+    if rate is None:
+        return "none"
+    if rate >= 100:
+        return "good"
+    if rate >= 80:
+        return "warn"
+    return "bad"
+
+
+@register.filter
+def value_tone(value: float | None) -> str:
+    rate = _number(value)
+    if rate is None:
+        return "none"
+    return "good" if rate >= 100 else "warn" if rate >= 80 else "bad"
+
+
+@register.filter
+def get_item(mapping: dict | None, key: str) -> object:
+    return mapping.get(key) if isinstance(mapping, dict) else None
+
+
+@register.filter
+def cut_at(text: str | None, limit: int) -> str:
+    """The first ``limit`` characters; the caller shows that the text was cut."""
+    return (text or "")[: int(limit)]
+
+
+@register.filter
+def longer_than(text: str | None, limit: int) -> bool:
+    return len(text or "") > int(limit)
+
+
+@register.simple_tag(takes_context=True)
+def user_role(context: Context) -> str:
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    return roles.role_of(user) if user is not None else "anonymous"

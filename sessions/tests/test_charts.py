@@ -1,0 +1,88 @@
+"""The trend chart builder (plain rows in, figure dict out) and the plotly.js it is drawn with."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import plotly
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+
+from sessions.charts import CyclePoint, trend_figure
+
+
+def _points() -> list[CyclePoint]:
+    return [
+        CyclePoint(cycle=1, pass_rate=84.0, mrr_at_risk=Decimal("120000.00"), priority_pass_rate=80.0, run_label="p1.xml", run_id=11),
+        CyclePoint(cycle=2, pass_rate=None, mrr_at_risk=None),
+        CyclePoint(cycle=4, pass_rate=92.0, mrr_at_risk=Decimal("0"), priority_pass_rate=100.0, run_label="p1.xml", run_id=14),
+    ]
+
+
+def _trace(figure: dict, name: str) -> dict:
+    return next(t for t in figure["data"] if t["name"] == name)
+
+
+def test_it_puts_pass_rate_left_and_mrr_right() -> None:
+    figure = trend_figure(_points())
+    layout = figure["layout"]
+    assert layout["yaxis"]["title"]["text"] == "Pass rate (%)"
+    assert layout["yaxis2"]["title"]["text"] == "MRR at risk ($)"
+    assert layout["yaxis2"]["overlaying"] == "y" and layout["yaxis2"]["side"] == "right"
+    assert _trace(figure, "Pass rate").get("yaxis", "y") == "y"
+    assert _trace(figure, "MRR at risk")["yaxis"] == "y2"
+
+
+def test_x_is_the_cycle_numbers_with_whole_ticks() -> None:
+    figure = trend_figure(_points())
+    for trace in figure["data"]:
+        assert trace["x"] == [1, 2, 4]
+    assert figure["layout"]["xaxis"]["tickvals"] == [1, 2, 4]
+
+
+def test_a_missing_pass_rate_stays_a_gap_not_zero() -> None:
+    figure = trend_figure(_points(), priority="P1")
+    line = _trace(figure, "Pass rate")
+    assert line["y"] == [84.0, None, 92.0]
+    assert line["connectgaps"] is False
+    assert _trace(figure, "P1 pass rate")["y"] == [80.0, None, 100.0]
+    assert _trace(figure, "MRR at risk")["y"] == [120000.0, None, 0.0]
+    # Through JSON, as the page gets it: null, not 0.
+    assert json.loads(json.dumps(figure, cls=DjangoJSONEncoder))["data"][1]["y"][1] is None
+
+
+def test_the_priority_line_appears_only_when_asked_and_known() -> None:
+    assert [t["name"] for t in trend_figure(_points())["data"]] == ["MRR at risk", "Pass rate"]
+    unknown = [CyclePoint(cycle=1, pass_rate=50.0, mrr_at_risk=0)]
+    assert len(trend_figure(unknown, priority="P1")["data"]) == 2
+
+
+def test_the_goal_is_a_dashed_line_on_the_pass_rate_axis() -> None:
+    shapes = trend_figure(_points(), goal_pass_rate=95.0)["layout"]["shapes"]
+    assert shapes[0]["yref"] == "y" and shapes[0]["y0"] == shapes[0]["y1"] == 95.0
+
+
+def test_data_labels_are_escaped_for_plotly_hover_html() -> None:
+    points = [CyclePoint(cycle=1, pass_rate=1.0, mrr_at_risk=0, run_label="<img src=x onerror=alert(1)>", run_id=3)]
+    figure = trend_figure(points, priority="<b>P1</b>")
+    dumped = json.dumps(figure)
+    assert "<img" not in dumped and "&lt;img" in dumped
+    assert "<b>P1" not in dumped
+
+
+def test_no_cycles_is_an_empty_chart_not_an_error() -> None:
+    figure = trend_figure([])
+    assert all(trace["x"] == [] for trace in figure["data"])
+
+
+def test_the_served_plotly_js_is_the_installed_packages_copy() -> None:
+    """static/js/plotly.min.js is a copy; it must follow the python package when that is upgraded."""
+    served = Path(settings.BASE_DIR) / "static" / "js" / "plotly.min.js"
+    bundled = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    assert served.exists(), "copy plotly/package_data/plotly.min.js to static/js/"
+    assert hashlib.sha256(served.read_bytes()).digest() == hashlib.sha256(bundled.read_bytes()).digest(), (
+        f"static/js/plotly.min.js differs from plotly {plotly.__version__}'s bundle: copy it again"
+    )

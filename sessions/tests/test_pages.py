@@ -1,0 +1,444 @@
+"""The pages: login everywhere, real ingested data, HTMX partials, filters, keyset pagination, query bounds.
+
+Data goes in the way users put it in: JUnit XML bytes through ``ingest_file``.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from decimal import Decimal
+from xml.sax.saxutils import quoteattr
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from sessions.models import (
+    BusinessArea,
+    Deployment,
+    FailureSignature,
+    ImpactRule,
+    LoopSession,
+    TestCase,
+    TestResult,
+    TestRun,
+)
+from sessions.services.ingestion import ingest_file
+
+# -- building JUnit files --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    """One <testcase> to write: outcome is passed, failed, error or skipped."""
+
+    name: str
+    outcome: str = "passed"
+    time: float = 1.25
+    message: str = ""
+    module: str = "tests.e2e.test_chat"
+
+
+def junit_xml(cases: list[Case], *, suite: str = "e2e") -> bytes:
+    """A pytest-style JUnit file; the suite name makes otherwise equal files distinct uploads."""
+    body = []
+    for case in cases:
+        attrs = f"classname={quoteattr(case.module)} name={quoteattr(case.name)} time=\"{case.time}\""
+        if case.outcome == "passed":
+            body.append(f"<testcase {attrs}/>")
+            continue
+        tag = {"failed": "failure", "error": "error", "skipped": "skipped"}[case.outcome]
+        message = quoteattr(case.message or f"AssertionError: {case.name} broke")
+        text = (case.message or "assert False").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        body.append(f"<testcase {attrs}><{tag} message={message}>{text}</{tag}></testcase>")
+    xml = (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        f"<testsuites><testsuite name={quoteattr(suite)}>{''.join(body)}</testsuite></testsuites>"
+    )
+    return xml.encode("utf-8")
+
+
+def ingest(cases: list[Case], *, session: str = "golden-path", cycle: int | None = None, label: str = "e2e") -> TestRun:
+    data = junit_xml(cases, suite=f"{label}-{cycle}")
+    return ingest_file(
+        io.BytesIO(data), f"{label}.xml", session_slug=session, cycle_number=cycle, environment_name="staging"
+    ).run
+
+
+def mixed_cases(n: int, *, prefix: str = "test") -> list[Case]:
+    """``n`` results: every 10th failed (P1 chat tests among them: a third of all tests are P1),
+    every 25th an error, every 20th skipped, every 40th passed in 0.0 s (suspect); the rest passed."""
+    cases = []
+    for i in range(n):
+        p1 = i % 3 == 1
+        name = f"{prefix}_{'p1_' if p1 else ''}{i:05d}"
+        if i % 10 == 1:
+            cases.append(Case(name, "failed", 2.5, f"ConnectionError: websocket 1011 internal error at step {i}"))
+        elif i % 25 == 2:
+            cases.append(Case(name, "error", 0.5, "TimeoutError: agent did not answer within 120 s"))
+        elif i % 20 == 3:
+            cases.append(Case(name, "skipped", 0.0, "needs GPU"))
+        elif i % 40 == 4:
+            cases.append(Case(name, "passed", 0.0))
+        else:
+            cases.append(Case(name, "passed", 1.5))
+    return cases
+
+
+@pytest.fixture
+def impact(db):  # noqa: ANN001, ANN201
+    """P1 chat tests put $120,000 of MRR at risk when they fail."""
+    chat = BusinessArea.objects.create(name="chat", mrr=Decimal("120000"))
+    ImpactRule.objects.create(match=ImpactRule.Match.GLOB, pattern="*test_p1_*", priority="P1", area=chat, position=0)
+    return chat
+
+
+@pytest.fixture
+def loop(impact):  # noqa: ANN001, ANN201
+    """Three cycles: 20 results, then 20 with fewer failures, then a run with nothing executed."""
+    first = ingest(mixed_cases(20), cycle=1, label="cycle1")
+    cases = [Case(c.name, "passed", 1.0) if c.outcome == "failed" and i > 5 else c for i, c in enumerate(mixed_cases(20))]
+    second = ingest(cases, cycle=2, label="cycle2")
+    third = ingest([Case("test_only_skipped", "skipped", 0.0, "not today")], cycle=3, label="cycle3")
+    return first, second, third
+
+
+@pytest.fixture
+def client_vera(client, viewer):  # noqa: ANN001, ANN201
+    client.force_login(viewer)
+    return client
+
+
+def page_urls(run: TestRun) -> dict[str, str]:
+    signature = FailureSignature.objects.order_by("id").first()
+    case = TestCase.objects.order_by("id").first()
+    deployment = Deployment.objects.create(
+        environment=run.environment, cycle=run.cycle, revision="r42", commit_sha="abc1234def", status="succeeded",
+        log_tail="deploying r42\n<script>alert('log')</script>\ndone",
+    )
+    return {
+        "sessions_list": reverse("sessions_list"),
+        "session_detail": reverse("session_detail", args=[run.session.slug]),
+        "run_detail": reverse("run_detail", args=[run.pk]),
+        "signature_detail": reverse("signature_detail", args=[signature.pk]),
+        "test_detail": reverse("test_detail", args=[case.pk]),
+        "deployment_detail": reverse("deployment_detail", args=[deployment.pk]),
+    }
+
+
+# -- login -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_every_page_requires_login(client, loop) -> None:  # noqa: ANN001
+    for name, url in page_urls(loop[0]).items():
+        response = client.get(url)
+        assert response.status_code == 302, name
+        assert response["Location"].startswith("/accounts/login/?next="), name
+
+
+@pytest.mark.django_db
+def test_htmx_partial_requires_login_too(client, loop) -> None:  # noqa: ANN001
+    response = client.get(reverse("run_detail", args=[loop[0].pk]), {"outcome": "failed"}, headers={"HX-Request": "true"})
+    assert response.status_code == 302
+
+
+@pytest.mark.django_db
+def test_login_form_logs_in_and_redirects(client, viewer) -> None:  # noqa: ANN001
+    page = client.get("/accounts/login/")
+    assert page.status_code == 200
+    assert b'name="username"' in page.content
+    response = client.post("/accounts/login/", {"username": "vera", "password": "pw-vera"})
+    assert response.status_code == 302
+    assert response["Location"] == "/"
+    home = client.get("/")
+    assert b"vera" in home.content and b"viewer" in home.content
+    assert b'action="/accounts/logout/"' in home.content
+
+
+@pytest.mark.django_db
+def test_login_form_shows_an_error_for_a_bad_password(client, viewer) -> None:  # noqa: ANN001
+    response = client.post("/accounts/login/", {"username": "vera", "password": "nope"})
+    assert response.status_code == 200
+    assert b"didn't match" in response.content
+
+
+# -- pages with data -------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_sessions_list_shows_latest_run_figures(client_vera, loop) -> None:  # noqa: ANN001
+    first, second, third = loop
+    response = client_vera.get("/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Golden Path" in html
+    assert "staging" in html
+    assert f"run {third.pk}" in html  # the latest run
+    # The latest run executed nothing: no pass rate, never 0% or 100%.
+    session = response.context["sessions"][0]
+    assert session.latest_run_id == third.pk and session.cycle_count == 3
+    assert third.pass_rate is None
+
+
+@pytest.mark.django_db
+def test_session_page_shows_chart_and_cycle_table(client_vera, loop) -> None:  # noqa: ANN001
+    first, second, third = loop
+    response = client_vera.get(reverse("session_detail", args=["golden-path"]))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'data-chart="trend-figure"' in html
+    assert '<script id="trend-figure" type="application/json">' in html
+    assert "js/plotly.min.js" in html and "cdn" not in html.lower()
+    figure = response.context["figure"]
+    assert figure["data"][1]["x"] == [1, 2, 3]
+    assert figure["data"][1]["y"] == [first.pass_rate, second.pass_rate, None]
+    assert figure["data"][2]["name"] == "P1 pass rate"
+    for run in loop:
+        assert f'href="/runs/{run.pk}/"' in html
+    assert "Cycle 3" in html and "Cycle 1" in html
+    assert f"{first.pass_rate:.1f}%" in html
+    assert "$120,000" in html
+
+
+@pytest.mark.django_db
+def test_run_page_shows_totals_signatures_and_suspects(client_vera, loop) -> None:  # noqa: ANN001
+    run = loop[0]
+    response = client_vera.get(reverse("run_detail", args=[run.pk]))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert run.failed == 2 and run.errors == 1 and run.suspect == 1
+    assert f"{run.pass_rate:.1f}%" in html
+    assert "$120,000" in html
+    signatures = response.context["signatures"]
+    assert {rs.signature.title for rs in signatures} >= {
+        s.title for s in FailureSignature.objects.filter(run_counts__run=run)
+    }
+    for rs in signatures:
+        assert f'href="/signatures/{rs.signature_id}/"' in html
+    assert 'id="suspects"' in html and "0.000 s" in html
+    assert '<span class="badge priority p1">P1</span>' in html  # by-priority table
+
+
+@pytest.mark.django_db
+def test_run_without_executed_tests_shows_a_dash_not_zero(client_vera, loop) -> None:  # noqa: ANN001
+    response = client_vera.get(reverse("run_detail", args=[loop[2].pk]))
+    html = response.content.decode()
+    assert '<div class="value">—</div>' in html
+    assert "0.0%" not in html
+
+
+@pytest.mark.django_db
+def test_incomplete_run_is_badged_and_never_green(client_vera, impact) -> None:  # noqa: ANN001
+    run = ingest([Case("test_a"), Case("test_b")], cycle=1)
+    TestRun.objects.filter(pk=run.pk).update(incomplete=True, exitstatus=2)
+    html = client_vera.get(reverse("run_detail", args=[run.pk])).content.decode()
+    assert "incomplete · exit 2" in html
+    assert '<div class="stat warn"><div class="label">Pass rate</div><div class="value">100.0%' in html
+
+
+@pytest.mark.django_db
+def test_signature_test_and_deployment_pages_render(client_vera, loop) -> None:  # noqa: ANN001
+    urls = page_urls(loop[1])
+    signature = FailureSignature.objects.get(pk=urls["signature_detail"].split("/")[2])
+    html = client_vera.get(urls["signature_detail"]).content.decode()
+    assert signature.title in html or signature.title.replace("'", "&#x27;") in html
+    assert f"/runs/{signature.first_seen_run_id}/" in html
+
+    case = TestCase.objects.order_by("id").first()
+    html = client_vera.get(urls["test_detail"]).content.decode()
+    assert case.nodeid in html
+    assert html.count('href="/runs/') >= TestResult.objects.filter(case=case).count()
+
+    html = client_vera.get(urls["deployment_detail"]).content.decode()
+    assert "abc1234def" in html
+    assert "&lt;script&gt;alert(&#x27;log&#x27;)&lt;/script&gt;" in html
+
+
+@pytest.mark.django_db
+def test_unknown_objects_are_404(client_vera) -> None:  # noqa: ANN001
+    for url in ("/sessions/nope/", "/runs/999999/", "/signatures/999999/", "/tests/999999/", "/deployments/999999/"):
+        assert client_vera.get(url).status_code == 404, url
+
+
+# -- escaping --------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_script_in_a_failure_message_is_shown_escaped(client_vera, impact) -> None:  # noqa: ANN001
+    evil = "<script>alert('pwned')</script>"
+    run = ingest([Case("test_evil", "failed", 1.0, f"AssertionError: {evil}"), Case("test_ok")], cycle=1)
+    pages = [
+        reverse("run_detail", args=[run.pk]),
+        reverse("signature_detail", args=[FailureSignature.objects.get().pk]),
+        reverse("test_detail", args=[TestCase.objects.get(nodeid__endswith="test_evil").pk]),
+    ]
+    for url in pages:
+        html = client_vera.get(url).content.decode()
+        assert evil not in html, url
+        assert "&lt;script&gt;alert(&#x27;pwned&#x27;)&lt;/script&gt;" in html, url
+
+
+# -- results table: HTMX, filters, keyset pagination -----------------------------------------------
+
+
+@pytest.mark.django_db
+def test_htmx_request_gets_only_the_results_partial(client_vera, loop) -> None:  # noqa: ANN001
+    url = reverse("run_detail", args=[loop[0].pk])
+    response = client_vera.get(url, {"outcome": "failed"}, headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="results"')
+    assert "<html" not in html and 'id="signatures"' not in html and 'id="result-filters"' not in html
+    assert "HX-Request" in response["Vary"]
+    assert html.count('data-outcome="failed"') == 2 and 'data-outcome="passed"' not in html
+
+
+@pytest.mark.django_db
+def test_htmx_history_restore_gets_the_whole_page(client_vera, loop) -> None:  # noqa: ANN001
+    url = reverse("run_detail", args=[loop[0].pk])
+    headers = {"HX-Request": "true", "HX-History-Restore-Request": "true"}
+    html = client_vera.get(url, {"outcome": "failed"}, headers=headers).content.decode()
+    assert "<html" in html and 'id="result-filters"' in html
+
+
+def _rows(response) -> list[TestResult]:  # noqa: ANN001
+    return response.context["page"].rows
+
+
+@pytest.mark.django_db
+def test_results_filters(client_vera, loop) -> None:  # noqa: ANN001
+    run = loop[0]
+    url = reverse("run_detail", args=[run.pk])
+    get = lambda **q: _rows(client_vera.get(url, q, headers={"HX-Request": "true"}))  # noqa: E731
+
+    assert len(get()) == 20
+    assert {r.outcome for r in get(outcome="failed")} == {"failed"} and len(get(outcome="failed")) == 2
+    assert {r.outcome for r in get(outcome="error")} == {"error"} and len(get(outcome="error")) == 1
+    assert [r.case.nodeid.rsplit("_", 1)[1] for r in get(q="00012")] == ["00012"]
+    assert len(get(q="_0001")) == 10
+    assert all("p1_" in r.case.nodeid for r in get(priority="P1")) and len(get(priority="P1")) == 7
+    suspects = get(suspect="1")
+    assert [r.suspect for r in suspects] == [True] * run.suspect and len(suspects) == 1
+    assert get(outcome="failed", priority="P1") == [r for r in get(outcome="failed") if r.case.priority == "P1"]
+    # Nonsense in the query string is no filter and no error.
+    assert len(get(outcome="bogus", after="x", before="-3")) == 20
+
+
+@pytest.mark.django_db
+def test_keyset_pagination_returns_the_right_rows(client_vera, impact) -> None:  # noqa: ANN001
+    run = ingest(mixed_cases(130), cycle=1)
+    url = reverse("run_detail", args=[run.pk])
+    all_ids = list(TestResult.objects.filter(run=run).order_by("id").values_list("id", flat=True))
+    hx = {"HX-Request": "true"}
+
+    first = client_vera.get(url, headers=hx).context["page"]
+    assert [r.pk for r in first.rows] == all_ids[:50]
+    assert first.has_next and not first.has_previous
+
+    second = client_vera.get(url, {"after": first.next_after}, headers=hx).context["page"]
+    assert [r.pk for r in second.rows] == all_ids[50:100]
+    assert second.has_next and second.has_previous
+
+    third = client_vera.get(url, {"after": second.next_after}, headers=hx)
+    page3 = third.context["page"]
+    assert [r.pk for r in page3.rows] == all_ids[100:]
+    assert not page3.has_next and page3.has_previous
+    assert 'rel="next"' not in third.content.decode()
+
+    back = client_vera.get(url, {"before": page3.previous_before}, headers=hx).context["page"]
+    assert [r.pk for r in back.rows] == all_ids[50:100]
+    assert back.has_next and back.has_previous
+
+    back_to_start = client_vera.get(url, {"before": back.previous_before}, headers=hx).context["page"]
+    assert [r.pk for r in back_to_start.rows] == all_ids[:50]
+    assert not back_to_start.has_previous
+
+    # Pagination keeps the filters: the next link of a filtered page carries them.
+    passed_ids = list(TestResult.objects.filter(run=run, outcome="passed").order_by("id").values_list("id", flat=True))
+    response = client_vera.get(url, {"outcome": "passed"}, headers=hx)
+    assert [r.pk for r in response.context["page"].rows] == passed_ids[:50]
+    html = response.content.decode()
+    assert f"?outcome=passed&amp;after={passed_ids[49]}" in html
+    following = client_vera.get(url, {"outcome": "passed", "after": passed_ids[49]}, headers=hx).context["page"]
+    assert [r.pk for r in following.rows] == passed_ids[50:100]
+
+
+# -- query bounds ----------------------------------------------------------------------------------
+
+# The same bound for 10 and ~2,000 results: pages read summaries and bounded slices.
+# Counted: the auth session and user (2), the user's groups for the role badge (1), then the page.
+QUERY_BOUNDS = {
+    "sessions_list": 4,
+    "session_detail": 8,
+    "run_detail": 7,
+    "run_detail_htmx": 5,
+    "signature_detail": 9,
+    "test_detail": 5,
+    "deployment_detail": 6,
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("size", [10, 2000])
+def test_pages_use_a_bounded_number_of_queries(client_vera, impact, size, django_assert_max_num_queries) -> None:  # noqa: ANN001
+    ingest(mixed_cases(size), cycle=1, label="first")
+    run = ingest(mixed_cases(size, prefix="test_more"), cycle=2, label="second")
+    urls = page_urls(run)
+    urls["run_detail_htmx"] = urls["run_detail"]
+    for name, url in urls.items():
+        headers = {"HX-Request": "true"} if name == "run_detail_htmx" else {}
+        query = {"outcome": "failed", "q": "p1", "priority": "P1"} if name == "run_detail_htmx" else {}
+        with django_assert_max_num_queries(QUERY_BOUNDS[name]):
+            response = client_vera.get(url, query, headers=headers)
+        assert response.status_code == 200, name
+
+
+@pytest.mark.django_db
+def test_sessions_list_queries_do_not_grow_with_sessions(client_vera, impact) -> None:  # noqa: ANN001
+    for i in range(6):
+        ingest(mixed_cases(10), session=f"loop-{i}", cycle=1)
+    with CaptureQueriesContext(connection) as ctx:
+        client_vera.get("/")
+    assert len(ctx.captured_queries) <= QUERY_BOUNDS["sessions_list"]
+    assert LoopSession.objects.count() == 6
+
+
+# -- healthz ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_healthz_is_ok_without_login(client) -> None:  # noqa: ANN001
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"database": "ok", "broker": "ok"}
+    assert "no-cache" in response["Cache-Control"]
+
+
+@pytest.mark.django_db
+def test_healthz_is_503_when_the_broker_is_down(client, settings) -> None:  # noqa: ANN001
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {}
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["database"] == "ok" and body["broker"] == "error"
+    assert "broker" in body["errors"] and "127.0.0.1" not in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_healthz_is_503_when_the_database_does_not_answer(client, monkeypatch) -> None:  # noqa: ANN001
+    from django.db import OperationalError
+
+    from sessions import health
+
+    def down(alias: str = "default") -> None:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(health, "check_database", down)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["database"] == "error"
+    assert response.json()["errors"] == {"database": "OperationalError"}
