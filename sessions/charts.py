@@ -38,6 +38,18 @@ def _money(value: Decimal | float | None) -> float | None:
     return None if value is None else float(value)
 
 
+def _floor_of(points: Sequence[CyclePoint]) -> float:
+    """The bottom of the pass-rate axis: 0, or a round number below the lowest rate when all are high.
+
+    Loops live between 80 % and 100 %; on a 0-100 axis an 84 → 92 % climb is a
+    flat line. The axis stays labelled, so a raised floor misleads no one.
+    """
+    rates = [r for p in points for r in (p.pass_rate, p.priority_pass_rate) if r is not None]
+    if not rates:
+        return 0
+    return max(0, (int(min(rates) - 5) // 10) * 10)
+
+
 def trend_figure(
     points: Sequence[CyclePoint],
     *,
@@ -108,7 +120,7 @@ def trend_figure(
         )
     fig.update_layout(
         template="none",
-        margin={"l": 56, "r": 72, "t": 16, "b": 48},
+        margin={"l": 56, "r": 64, "t": 16, "b": 48},
         height=340,
         paper_bgcolor="rgba(0,0,0,0)",
         plot_bgcolor="rgba(0,0,0,0)",
@@ -127,8 +139,9 @@ def trend_figure(
         },
         yaxis={
             "title": {"text": "Pass rate (%)"},
-            "range": [0, 105],
+            "range": [_floor_of(points), 101],
             "ticksuffix": "%",
+            "automargin": True,
             "gridcolor": GRID_COLOUR,
             "zeroline": False,
         },
@@ -138,7 +151,8 @@ def trend_figure(
             "side": "right",
             "rangemode": "tozero",
             "tickprefix": "$",
-            "tickformat": "~s",
+            "tickformat": ".3~s",
+            "automargin": True,
             "showgrid": False,
             "zeroline": False,
         },

@@ -306,7 +306,8 @@ class TestCase(models.Model):
 
     __test__ = False
 
-    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="cases")
+    # No separate index on environment: the unique (environment, nodeid_hash) leads with it.
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="cases", db_index=False)
     nodeid = models.TextField()
     nodeid_hash = models.CharField(max_length=40)
     name = models.TextField()
@@ -411,9 +412,17 @@ class TestResult(models.Model):
     __test__ = False
 
     # FK indexes are off: the composite indexes below lead with these columns,
-    # and every extra index slows the COPY of a 100,000-result file.
-    run = models.ForeignKey(TestRun, on_delete=models.CASCADE, related_name="results", db_index=False)
-    case = models.ForeignKey(TestCase, on_delete=models.CASCADE, related_name="results", db_index=False)
+    # and every extra index slows the COPY of a 100,000-result file. Database FK
+    # constraints are off too: Django makes them deferred on PostgreSQL, and
+    # checking 300,000 deferred triggers at commit doubled the time of a large
+    # ingest. Ingestion is the only writer and resolves every id itself; deletes
+    # cascade through the ORM.
+    run = models.ForeignKey(
+        TestRun, on_delete=models.CASCADE, related_name="results", db_index=False, db_constraint=False
+    )
+    case = models.ForeignKey(
+        TestCase, on_delete=models.CASCADE, related_name="results", db_index=False, db_constraint=False
+    )
     outcome = models.CharField(max_length=10, choices=Outcome)
     duration = models.FloatField(null=True, blank=True)
     suspect = models.BooleanField(default=False)
@@ -421,7 +430,13 @@ class TestResult(models.Model):
     message = models.TextField(blank=True)
     details = models.TextField(blank=True)
     signature = models.ForeignKey(
-        FailureSignature, null=True, blank=True, on_delete=models.SET_NULL, related_name="results", db_index=False
+        FailureSignature,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="results",
+        db_index=False,
+        db_constraint=False,
     )
     properties = models.JSONField(null=True, blank=True)
 

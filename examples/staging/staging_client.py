@@ -314,6 +314,7 @@ class StagingConnection:
     def request(self, payload: JsonDict, expect: str, *, timeout: float | None = None) -> JsonDict:
         """Send ``payload`` with a fresh id and return the reply of type ``expect``."""
         request_id = payload.setdefault("id", f"req-{next(_ids)}")
+        self.send(payload)
         events = self.collect(
             lambda e: e.get("type") == expect and e.get("request_id") == request_id,
             what=expect,

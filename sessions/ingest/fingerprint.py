@@ -123,11 +123,9 @@ def error_type_from(message: str, details: str) -> str:
             return cause.group(1)
     if found or not details:
         return found
-    last = None
-    for last in _FILELOC_TYPE.finditer(details):
-        pass
-    if last and looks_like_type(last.group(1)):
-        return last.group(1)
+    locations = _FILELOC_TYPE.findall(details)
+    if locations and looks_like_type(locations[-1]):
+        return locations[-1]
     e_line = _PYTEST_E_LINE.search(details)
     if e_line and looks_like_type(e_line.group(1)):
         return e_line.group(1)

@@ -19,6 +19,7 @@ Traps, each handled here on purpose:
 
 from __future__ import annotations
 
+import ast
 import math
 import re
 from collections import deque
@@ -43,6 +44,7 @@ PROLOG_LIMIT = 1024 * 1024
 _TAGS = ("{*}testcase", "{*}testsuite", "{*}testsuites", "{*}properties")
 _OUTPUT_CHARS = MAX_DETAILS_CHARS // 8
 _TEARDOWN_PREFIX = "failed on teardown with"
+_COLLECTOR_MESSAGES = ("collection failure", "collection skipped")
 # A classname that a pytest module path produced: dotted identifiers with a test_*/*_test module.
 _PYTEST_CLASSNAME = re.compile(r"^[A-Za-z_][\w-]*(?:\.[\w-]+)*$")
 _PYTEST_MODULE = re.compile(r"(?:^|\.)(?:test_[\w-]*|[\w-]*_test)(?:\.|$)")
@@ -194,10 +196,12 @@ def _syntax_error(source: str, exc: etree.XMLSyntaxError) -> IngestError:
         problem = f"invalid UTF-8 ({msg.splitlines()[-1] if msg else ''})"
     elif "invalid char" in lowered or "out of allowed range" in lowered or "invalid xmlchar" in lowered:
         problem = f"character not allowed in XML ({msg})"
+    elif "entity" in lowered:
+        problem = f"entity references are refused ({msg})"
     elif "excessive depth" in lowered:
         problem = "elements nested deeper than 2048 levels (the XML parser's hard limit)"
-    elif "premature end" in lowered or "not found" in lowered and "end" in lowered or "extra content" in lowered:
-        problem = f"truncated or malformed XML ({msg})"
+    elif "premature end" in lowered or "endtag: '</' not found" in lowered:
+        problem = f"truncated XML ({msg})"
     elif "document is empty" in lowered or "start tag expected" in lowered:
         problem = f"not XML ({msg})"
     else:
@@ -309,15 +313,16 @@ def _testcase(el: etree._Element, state: _State) -> tuple[ParsedResult, bool]:
         elif tag == "properties":
             result.properties.update(_properties(child))
 
-    if not classname and errors and _is_collect(errors[0]):
-        # pytest collection error: classname "" and the module path dotted in the name.
+    collector = (errors or [skipped])[0]
+    if not classname and collector is not None and collector.get("message") in _COLLECTOR_MESSAGES:
+        # A pytest collector (module) that failed or skipped: classname "" and the dotted path as name.
         result.nodeid = result.file = file or name.replace(".", "/") + ".py"
     if skipped is not None:
-        if skipped.get("type") == "pytest.xfail":
-            result.outcome = Outcome.XFAILED
-        else:
-            result.outcome = Outcome.SKIPPED
-        result.message = bounded_head(skipped.get("message") or _first_line(skipped.text), MAX_MESSAGE_CHARS)
+        result.outcome = Outcome.XFAILED if skipped.get("type") == "pytest.xfail" else Outcome.SKIPPED
+        message = skipped.get("message") or _first_line(skipped.text)
+        if message == "collection skipped":
+            message = _collection_skip_reason(skipped.text or "")
+        result.message = bounded_head(message, MAX_MESSAGE_CHARS)
         result.details = bounded_tail(skipped.text or "", MAX_DETAILS_CHARS)
         return result, False
     problems = failures or errors
@@ -354,8 +359,15 @@ def _describe(result: ParsedResult, problems: list[etree._Element], outputs: lis
     result.details = bounded_tail(details, MAX_DETAILS_CHARS)
 
 
-def _is_collect(error: etree._Element) -> bool:
-    return error.get("message") == "collection failure"
+def _collection_skip_reason(text: str) -> str:
+    """pytest writes a module-level skip as the repr of ``(path, line, "Skipped: reason")``."""
+    try:
+        value = ast.literal_eval(text.strip()) if len(text) < 100_000 else None
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        value = None
+    if isinstance(value, tuple) and len(value) == 3:
+        return str(value[2]).removeprefix("Skipped: ")
+    return "collection skipped"
 
 
 def _properties(el: etree._Element) -> dict[str, str]:

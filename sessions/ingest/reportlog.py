@@ -39,8 +39,18 @@ _SECTION_CHARS = MAX_DETAILS_CHARS // 8
 class _Node:
     """Everything seen so far of one test."""
 
-    __slots__ = ("call", "crash", "duration", "keywords", "nodeid", "properties", "rerun", "setup", "subtest",
-                 "teardown")
+    __slots__ = (
+        "call",
+        "crash",
+        "duration",
+        "keywords",
+        "nodeid",
+        "properties",
+        "rerun",
+        "setup",
+        "subtest",
+        "teardown",
+    )
 
     def __init__(self, nodeid: str) -> None:
         self.nodeid = nodeid
@@ -155,9 +165,7 @@ def _record(source: str, lineno: int, raw: bytes, complete: bool) -> dict[str, A
 def _fields(source: str, lineno: int, record: dict[str, Any]) -> tuple[str, str, str]:
     nodeid, when, outcome = record.get("nodeid"), record.get("when"), record.get("outcome")
     if not isinstance(nodeid, str) or not isinstance(when, str) or not isinstance(outcome, str):
-        raise IngestError(
-            source, f"{record['$report_type']} without a string nodeid, when and outcome", line=lineno
-        )
+        raise IngestError(source, f"{record['$report_type']} without a string nodeid, when and outcome", line=lineno)
     return nodeid, when, outcome
 
 

@@ -116,14 +116,15 @@ class Source:
         return data
 
     def _strip_bom(self, head: bytes) -> bytes:
-        for bom, codec in _BOMS:
+        codec = None
+        for bom, bom_codec in _BOMS:
             if head.startswith(bom):
-                head = head[len(bom) :]
+                head, codec = head[len(bom) :], bom_codec
                 break
         else:
             codec = _sniff_utf16(head)
-            if codec is None:
-                return head
+        if codec is None:
+            return head
         self.encoding = "utf-8"
         if codec == "utf-8":
             return head

@@ -10,6 +10,7 @@ On PostgreSQL results go in with ``COPY`` through psycopg 3; elsewhere with
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections.abc import Iterable
@@ -38,7 +39,7 @@ from ..models import (
 from .impact import ImpactClassifier
 from .summary import finish_run
 
-BATCH_SIZE = 5_000
+BATCH_SIZE = 10_000
 _FAILING = (Outcome.FAILED, Outcome.ERROR)
 _TIMED = (Outcome.PASSED, Outcome.FAILED)
 
@@ -78,6 +79,7 @@ class ResultWriter:
         self.metric_values: dict[str, list[float]] = {}
         self.count = 0
         self.use_copy = connection.vendor == "postgresql"
+        self._case_sequence: str | None = None
 
     # -- public -------------------------------------------------------------------------------------
 
@@ -165,8 +167,6 @@ class ResultWriter:
                 self.metric_values.setdefault(name, []).append(number)
 
     def _copy_results(self, rows: list[tuple]) -> None:
-        from psycopg.types.json import Jsonb
-
         table = TestResult._meta.db_table
         cols = "run_id, case_id, outcome, duration, suspect, phase, message, details, signature_id, properties"
         with connection.cursor() as cursor:
@@ -174,7 +174,7 @@ class ResultWriter:
             with raw.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
                 for row in rows:
                     if row[9] is not None:
-                        row = (*row[:9], Jsonb(row[9]))
+                        row = (*row[:9], json.dumps(row[9]))
                     copy.write_row(row)
 
     # -- test cases ---------------------------------------------------------------------------------
@@ -196,63 +196,73 @@ class ResultWriter:
 
     def _load_or_create_cases(self, missing: dict[str, ParsedResult]) -> None:
         env_id = self.environment.pk
-        found = TestCase.objects.filter(environment_id=env_id, nodeid_hash__in=list(missing)).values_list(
-            "nodeid_hash", "id"
-        )
-        self.case_ids.update(found)
-        new = [(h, r) for h, r in missing.items() if h not in self.case_ids]
-        if not new:
-            return
         now = timezone.now()
-        objs = []
-        for key, result in new:
+        rows = []
+        for key, result in missing.items():
             cls = self.classifier.classify(result.nodeid, result.markers)
-            objs.append(
-                TestCase(
-                    environment_id=env_id,
-                    nodeid=result.nodeid,
-                    nodeid_hash=key,
-                    name=clean_text(result.name) or result.nodeid,
-                    file=clean_text(result.file),
-                    module=clean_text(module_of(result.nodeid, result.file)),
-                    priority=cls.priority,
-                    area_id=cls.area_id,
-                    markers=list(result.markers),
-                    created_at=now,
+            rows.append(
+                (
+                    env_id,
+                    result.nodeid,
+                    key,
+                    clean_text(result.name) or result.nodeid,
+                    clean_text(result.file),
+                    clean_text(module_of(result.nodeid, result.file)),
+                    cls.priority,
+                    cls.area_id,
+                    list(result.markers),
+                    now,
                 )
             )
         if self.use_copy:
-            self._copy_cases(objs)
-        else:
-            TestCase.objects.bulk_create(objs, batch_size=500, ignore_conflicts=True)
-        found = TestCase.objects.filter(environment_id=env_id, nodeid_hash__in=[h for h, _ in new]).values_list(
-            "nodeid_hash", "id"
+            self.case_ids.update(self._copy_cases(rows))
+            return
+        found = dict(
+            TestCase.objects.filter(environment_id=env_id, nodeid_hash__in=list(missing)).values_list("nodeid_hash", "id")
         )
+        fields = ("environment_id", "nodeid", "nodeid_hash", "name", "file", "module", "priority", "area_id", "markers",
+                  "created_at")
+        new = [TestCase(**dict(zip(fields, row, strict=True))) for row in rows if row[2] not in found]
+        TestCase.objects.bulk_create(new, batch_size=500, ignore_conflicts=True)
+        if new:
+            found.update(
+                TestCase.objects.filter(environment_id=env_id, nodeid_hash__in=[c.nodeid_hash for c in new]).values_list(
+                    "nodeid_hash", "id"
+                )
+            )
         self.case_ids.update(found)
 
-    def _copy_cases(self, objs: list[TestCase]) -> None:
-        """COPY into a temporary table, then insert what is new: a concurrent upload may add the same case."""
-        from psycopg.types.json import Jsonb
+    def _copy_cases(self, rows: list[tuple]) -> list[tuple[str, int]]:
+        """Read the ids of known cases, take ids for new ones from the sequence, COPY the new ones.
 
+        Three round trips per batch whatever its size. Two uploads adding the
+        same new test at the same moment make the later one fail its unique
+        check; ``ingest_file`` then retries it once, when the case exists.
+        """
         table = TestCase._meta.db_table
-        cols = "environment_id, nodeid, nodeid_hash, name, file, module, priority, area_id, markers, created_at"
+        cols = "id, environment_id, nodeid, nodeid_hash, name, file, module, priority, area_id, markers, created_at"
         with connection.cursor() as cursor:
             raw = cursor.cursor
             raw.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS loopdash_new_cases (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP"
+                f"SELECT nodeid_hash, id FROM {table} WHERE environment_id = %s AND nodeid_hash = ANY(%s)",
+                (self.environment.pk, [row[2] for row in rows]),
             )
-            raw.execute("ALTER TABLE loopdash_new_cases ALTER COLUMN id DROP NOT NULL")
-            with raw.copy(f"COPY loopdash_new_cases ({cols}) FROM STDIN") as copy:
-                for o in objs:
-                    copy.write_row(
-                        (o.environment_id, o.nodeid, o.nodeid_hash, o.name, o.file, o.module, o.priority,
-                         o.area_id, Jsonb(o.markers), o.created_at)
-                    )
-            raw.execute(
-                f"INSERT INTO {table} ({cols}) SELECT {cols} FROM loopdash_new_cases "
-                "ON CONFLICT (environment_id, nodeid_hash) DO NOTHING"
-            )
-            raw.execute("TRUNCATE loopdash_new_cases")
+            found = raw.fetchall()
+            known = {h for h, _ in found}
+            new = [row for row in rows if row[2] not in known]
+            if not new:
+                return found
+            if self._case_sequence is None:
+                raw.execute("SELECT pg_get_serial_sequence(%s, 'id')", (table,))
+                self._case_sequence = raw.fetchone()[0]
+            raw.execute("SELECT nextval(%s::regclass) FROM generate_series(1, %s)", (self._case_sequence, len(new)))
+            ids = [r[0] for r in raw.fetchall()]
+            with raw.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+                for pk, row in zip(ids, new, strict=True):
+                    markers = json.dumps(row[8]) if row[8] else "[]"
+                    copy.write_row((pk, *row[:8], markers, row[9]))
+                    found.append((row[2], pk))
+        return found
 
     # -- signatures ---------------------------------------------------------------------------------
 

@@ -31,9 +31,16 @@ def in_ci() -> bool:
 def require_chromium() -> str:
     """The Chromium executable; skip (or fail in CI) the calling test when it is missing."""
     path = CHROMIUM if os.access(CHROMIUM, os.X_OK) else shutil.which("chromium")
-    if path:
-        return path
-    message = f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)"
+    if not path:
+        _unavailable(f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        _unavailable("the playwright package is not installed (pip install -r requirements-dev.txt)")
+    return path
+
+
+def _unavailable(message: str) -> None:
     if in_ci():
         pytest.fail(message + "; CI=true requires the browser tests to run")
     pytest.skip(message)

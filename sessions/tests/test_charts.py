@@ -16,9 +16,18 @@ from sessions.charts import CyclePoint, trend_figure
 
 def _points() -> list[CyclePoint]:
     return [
-        CyclePoint(cycle=1, pass_rate=84.0, mrr_at_risk=Decimal("120000.00"), priority_pass_rate=80.0, run_label="p1.xml", run_id=11),
+        CyclePoint(
+            cycle=1,
+            pass_rate=84.0,
+            mrr_at_risk=Decimal("120000.00"),
+            priority_pass_rate=80.0,
+            run_label="p1.xml",
+            run_id=11,
+        ),
         CyclePoint(cycle=2, pass_rate=None, mrr_at_risk=None),
-        CyclePoint(cycle=4, pass_rate=92.0, mrr_at_risk=Decimal("0"), priority_pass_rate=100.0, run_label="p1.xml", run_id=14),
+        CyclePoint(
+            cycle=4, pass_rate=92.0, mrr_at_risk=Decimal("0"), priority_pass_rate=100.0, run_label="p1.xml", run_id=14
+        ),
     ]
 
 
@@ -58,6 +67,13 @@ def test_the_priority_line_appears_only_when_asked_and_known() -> None:
     assert [t["name"] for t in trend_figure(_points())["data"]] == ["MRR at risk", "Pass rate"]
     unknown = [CyclePoint(cycle=1, pass_rate=50.0, mrr_at_risk=0)]
     assert len(trend_figure(unknown, priority="P1")["data"]) == 2
+
+
+def test_the_pass_rate_axis_floor_is_raised_only_when_every_rate_is_high() -> None:
+    assert trend_figure(_points())["layout"]["yaxis"]["range"] == [70, 101]
+    low = [CyclePoint(cycle=1, pass_rate=3.0, mrr_at_risk=0), CyclePoint(cycle=2, pass_rate=100.0, mrr_at_risk=0)]
+    assert trend_figure(low)["layout"]["yaxis"]["range"] == [0, 101]
+    assert trend_figure([CyclePoint(cycle=1, pass_rate=None, mrr_at_risk=0)])["layout"]["yaxis"]["range"] == [0, 101]
 
 
 def test_the_goal_is_a_dashed_line_on_the_pass_rate_axis() -> None:

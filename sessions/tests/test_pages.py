@@ -16,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from sessions.models import (
+    Analysis,
     BusinessArea,
     Deployment,
     FailureSignature,
@@ -45,7 +46,7 @@ def junit_xml(cases: list[Case], *, suite: str = "e2e") -> bytes:
     """A pytest-style JUnit file; the suite name makes otherwise equal files distinct uploads."""
     body = []
     for case in cases:
-        attrs = f"classname={quoteattr(case.module)} name={quoteattr(case.name)} time=\"{case.time}\""
+        attrs = f'classname={quoteattr(case.module)} name={quoteattr(case.name)} time="{case.time}"'
         if case.outcome == "passed":
             body.append(f"<testcase {attrs}/>")
             continue
@@ -55,7 +56,8 @@ def junit_xml(cases: list[Case], *, suite: str = "e2e") -> bytes:
         body.append(f"<testcase {attrs}><{tag} message={message}>{text}</{tag}></testcase>")
     xml = (
         '<?xml version="1.0" encoding="utf-8"?>'
-        f"<testsuites><testsuite name={quoteattr(suite)}>{''.join(body)}</testsuite></testsuites>"
+        f'<testsuites><testsuite name={quoteattr(suite)} time="{sum(c.time for c in cases):.3f}">'
+        f"{''.join(body)}</testsuite></testsuites>"
     )
     return xml.encode("utf-8")
 
@@ -99,7 +101,9 @@ def impact(db):  # noqa: ANN001, ANN201
 def loop(impact):  # noqa: ANN001, ANN201
     """Three cycles: 20 results, then 20 with fewer failures, then a run with nothing executed."""
     first = ingest(mixed_cases(20), cycle=1, label="cycle1")
-    cases = [Case(c.name, "passed", 1.0) if c.outcome == "failed" and i > 5 else c for i, c in enumerate(mixed_cases(20))]
+    cases = [
+        Case(c.name, "passed", 1.0) if c.outcome == "failed" and i > 5 else c for i, c in enumerate(mixed_cases(20))
+    ]
     second = ingest(cases, cycle=2, label="cycle2")
     third = ingest([Case("test_only_skipped", "skipped", 0.0, "not today")], cycle=3, label="cycle3")
     return first, second, third
@@ -113,9 +117,16 @@ def client_vera(client, viewer):  # noqa: ANN001, ANN201
 
 def page_urls(run: TestRun) -> dict[str, str]:
     signature = FailureSignature.objects.order_by("id").first()
+    analysis = Analysis.objects.create(signature=signature, problem="1011 on connect", root_cause="enum in a log line")
+    analysis.steps.create(position=1, question="Why 1011?", answer="The server crashed while logging")
+    analysis.fixes.create(sha="abc1234def", message="Log the state's name")
     case = TestCase.objects.order_by("id").first()
     deployment = Deployment.objects.create(
-        environment=run.environment, cycle=run.cycle, revision="r42", commit_sha="abc1234def", status="succeeded",
+        environment=run.environment,
+        cycle=run.cycle,
+        revision="r42",
+        commit_sha="abc1234def",
+        status="succeeded",
         log_tail="deploying r42\n<script>alert('log')</script>\ndone",
     )
     return {
@@ -141,7 +152,9 @@ def test_every_page_requires_login(client, loop) -> None:  # noqa: ANN001
 
 @pytest.mark.django_db
 def test_htmx_partial_requires_login_too(client, loop) -> None:  # noqa: ANN001
-    response = client.get(reverse("run_detail", args=[loop[0].pk]), {"outcome": "failed"}, headers={"HX-Request": "true"})
+    response = client.get(
+        reverse("run_detail", args=[loop[0].pk]), {"outcome": "failed"}, headers={"HX-Request": "true"}
+    )
     assert response.status_code == 302
 
 
@@ -246,6 +259,7 @@ def test_signature_test_and_deployment_pages_render(client_vera, loop) -> None: 
     html = client_vera.get(urls["signature_detail"]).content.decode()
     assert signature.title in html or signature.title.replace("'", "&#x27;") in html
     assert f"/runs/{signature.first_seen_run_id}/" in html
+    assert "Why 1011?" in html and "abc1234def"[:12] in html
 
     case = TestCase.objects.order_by("id").first()
     html = client_vera.get(urls["test_detail"]).content.decode()
@@ -369,13 +383,15 @@ def test_keyset_pagination_returns_the_right_rows(client_vera, impact) -> None: 
 # -- query bounds ----------------------------------------------------------------------------------
 
 # The same bound for 10 and ~2,000 results: pages read summaries and bounded slices.
-# Counted: the auth session and user (2), the user's groups for the role badge (1), then the page.
+# Counted: the auth session and user (2), the user's groups for the role badge (1), then the page:
+# list 1; session 5 (session, cycles, runs, deployments, criteria); run 4 (run, results page,
+# signatures, suspects; the partial 1: the run and its results page); signature 6; test 2; deployment 3.
 QUERY_BOUNDS = {
     "sessions_list": 4,
     "session_detail": 8,
     "run_detail": 7,
-    "run_detail_htmx": 5,
-    "signature_detail": 9,
+    "run_detail_htmx": 4,
+    "signature_detail": 9,  # with an analysis: its steps and fixes are two prefetches
     "test_detail": 5,
     "deployment_detail": 6,
 }

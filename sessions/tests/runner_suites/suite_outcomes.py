@@ -56,7 +56,7 @@ def test_skip_marked():
 
 @pytest.mark.xfail(reason="known bug")
 def test_xfail():
-    assert False
+    assert 1 == 0
 
 
 @pytest.mark.xfail(reason="should fail but passes", strict=True)
