@@ -11,3 +11,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "loopdash.settings")
 app = Celery("loopdash")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Periodic work for `celery beat` (or `worker -B`): the reaper declares runs and deployments whose
+# heartbeat stopped `lost` (bound: LOOPDASH_LOST_AFTER_S, 60 s), so a run is marked within ~75 s.
+app.conf.beat_schedule = {
+    "reap-lost-work": {"task": "sessions.tasks.reap", "schedule": 15.0, "options": {"expires": 14}},
+}

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
-from django import forms
 
 from .models import (
     Analysis,
@@ -38,7 +38,11 @@ def _argument_list(value: object, field: str) -> list[str]:
 class EnvironmentForm(forms.ModelForm):
     class Meta:
         model = Environment
-        fields = "__all__"
+        fields = [
+            "name", "description", "deploy_command", "test_command", "working_dir", "env_vars", "timeout_s",
+            "deploy_timeout_s", "revisions", "default_revision", "writes_report_log", "writes_junit", "end_to_end",
+            "metric_targets",
+        ]
 
     def clean_deploy_command(self) -> list[str]:
         return _argument_list(self.cleaned_data.get("deploy_command"), "Deploy command")

@@ -405,6 +405,9 @@ class RunSignature(models.Model):
             models.Index(fields=["signature", "run"], name="runsig_signature_run"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.signature_id} in run {self.run_id}: {self.results}"
+
 
 class TestResult(models.Model):
     """One test in one run. Written in bulk (COPY on PostgreSQL), never one by one."""
@@ -450,6 +453,9 @@ class TestResult(models.Model):
             models.Index(fields=["signature", "run"], name="result_signature_run"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.outcome} in run {self.run_id}"
+
 
 class Analysis(models.Model):
     """A five-whys analysis of a signature."""
@@ -486,6 +492,9 @@ class WhyStep(models.Model):
     class Meta:
         ordering = ["position", "id"]
 
+    def __str__(self) -> str:
+        return self.question[:100]
+
 
 class AnalysisEdit(models.Model):
     """Who changed an analysis, when, and what it looked like afterwards."""
@@ -498,6 +507,9 @@ class AnalysisEdit(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.user_id} at {self.at:%Y-%m-%d %H:%M}"
 
 
 class Fix(models.Model):

@@ -6,8 +6,8 @@ that views, the API and templates agree on who may do what.
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AnonymousUser, Group
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser, Group
 
 VIEWER = "viewer"
 ENGINEER = "engineer"

@@ -298,6 +298,54 @@ class GroupProcess:
         return None if self.popen is None else self.popen.returncode
 
 
+# -- a selection of tests ----------------------------------------------------------------------------------------
+
+SELECT_PLUGIN = "loopdash_select"
+SELECTION_FILE = "selection.txt"
+SELECTION_INLINE_MAX = 20  # longer selections go through the file only (pytest's @file syntax)
+_SELECT_PLUGIN_SOURCE = '''"""Written by loopdash for one rerun: run only the selected tests.
+
+The environment's command names its own paths (``pytest tests``); pytest would run those *and* the
+selected node ids. This plugin deselects every collected test that is not selected (a selected
+module or class keeps all its tests). The node ids are in LOOPDASH_SELECTION_FILE, one per line.
+"""
+
+import os
+
+
+def _selected():
+    with open(os.environ["LOOPDASH_SELECTION_FILE"], encoding="utf-8") as handle:
+        return {line.rstrip("\\n") for line in handle if line.strip()}
+
+
+def pytest_collection_modifyitems(config, items):
+    wanted = _selected()
+    keep, drop = [], []
+    for item in items:
+        parts = item.nodeid.split("::")
+        chosen = item.nodeid in wanted or any("::".join(parts[:n]) in wanted for n in range(1, len(parts)))
+        (keep if chosen else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+'''
+
+
+def selection_arguments(nodeids: list[str], folder: Path, env: dict[str, str]) -> list[str]:
+    """Arguments (and environment, updated in place) that make a pytest command run exactly ``nodeids``.
+
+    The node ids go on the command line (through ``@selection.txt`` when there are many: no argv
+    length limit), and a generated plugin deselects whatever else the command's own paths collect.
+    """
+    selection = folder / SELECTION_FILE
+    selection.write_text("\n".join(nodeids) + "\n", encoding="utf-8")
+    (folder / f"{SELECT_PLUGIN}.py").write_text(_SELECT_PLUGIN_SOURCE, encoding="utf-8")
+    env["LOOPDASH_SELECTION_FILE"] = str(selection)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(folder), env.get("PYTHONPATH", "")) if p)
+    listed = nodeids if len(nodeids) <= SELECTION_INLINE_MAX else [f"@{selection}"]
+    return ["-p", SELECT_PLUGIN, *listed]
+
+
 # -- logs ---------------------------------------------------------------------------------------------------------
 
 

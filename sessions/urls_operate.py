@@ -1,3 +1,19 @@
-"""Operator actions: deploys, runs, reruns, cancels (filled by the workers work)."""
+"""URLs of the operate views: actions (POST, operators) and live partials (GET, anyone logged in)."""
 
-urlpatterns: list = []
+from __future__ import annotations
+
+from django.urls import path
+
+from . import views_operate as views
+
+urlpatterns = [
+    path("sessions/<slug:slug>/deploy/", views.session_deploy, name="operate_deploy"),
+    path("sessions/<slug:slug>/run-tests/", views.session_run_tests, name="operate_run_tests"),
+    path("sessions/<slug:slug>/run-cycle/", views.session_run_cycle, name="operate_run_cycle"),
+    path("runs/<int:pk>/rerun/", views.run_rerun, name="operate_rerun"),
+    path("runs/<int:pk>/cancel/", views.run_cancel, name="operate_run_cancel"),
+    path("runs/<int:pk>/progress/", views.run_progress, name="operate_run_progress"),
+    path("runs/<int:pk>/log/", views.run_log, name="operate_run_log"),
+    path("deployments/<int:pk>/cancel/", views.deployment_cancel, name="operate_deployment_cancel"),
+    path("deployments/<int:pk>/log/", views.deployment_log, name="operate_deployment_log"),
+]

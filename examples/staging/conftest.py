@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-
 from staging_client import STAGING_URL, TIMEOUT, StagingConnection, http_get
 
 
@@ -50,6 +49,7 @@ def connect() -> Iterator[Callable[..., StagingConnection]]:
     opened: list[StagingConnection] = []
 
     def _open(user_id: str = "staging-e2e-user-001", **kwargs: Any) -> StagingConnection:
+        __tracebackhide__ = True
         conn = StagingConnection.open(user_id, **kwargs)
         opened.append(conn)
         return conn

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 __all__ = [
@@ -209,6 +209,7 @@ class StagingConnection:
         timeout: float | None = None,
     ) -> StagingConnection:
         """Connect, authenticate via ``transport`` and read ``connection_established``."""
+        __tracebackhide__ = True  # failures point at the test line, not at this helper
         timeout = TIMEOUT if timeout is None else timeout
         token = mint_token(user_id, kind=kind) if token is None else token
         uri = ws_endpoint()
@@ -240,6 +241,9 @@ class StagingConnection:
             raise HandshakeRejected(exc.response.status_code, body) from None
         try:
             welcome = json.loads(ws.recv(timeout=timeout))
+        except ConnectionClosed as exc:
+            ws.close()
+            raise exc.with_traceback(None) from None
         except TimeoutError:
             ws.close()
             raise TimeoutError(f"Timeout after {timeout}s waiting for connection_established") from None
@@ -265,13 +269,17 @@ class StagingConnection:
     # -- primitives --------------------------------------------------------
     def send(self, payload: JsonDict | str | bytes) -> None:
         """Send a dict as JSON, or a raw str/bytes frame as is."""
+        __tracebackhide__ = True  # failures point at the test line, not at this helper
         self.ws.send(json.dumps(payload) if isinstance(payload, dict) else payload)
 
     def recv(self, timeout: float | None = None) -> JsonDict:
         """Next JSON event; TimeoutError after ``timeout`` (default STAGING_TIMEOUT)."""
+        __tracebackhide__ = True  # failures point at the test line, not at this helper
         wait = TIMEOUT if timeout is None else timeout
         try:
             raw = self.ws.recv(timeout=wait)
+        except ConnectionClosed as exc:
+            raise exc.with_traceback(None) from None
         except TimeoutError:
             raise TimeoutError(f"Timeout after {wait}s waiting for the next event") from None
         return json.loads(raw)
@@ -290,6 +298,7 @@ class StagingConnection:
         ``request_id`` filters out events that belong to other requests on
         the same connection.
         """
+        __tracebackhide__ = True  # failures point at the test line, not at this helper
         wait = TIMEOUT if timeout is None else timeout
         deadline = time.monotonic() + wait
         events: list[JsonDict] = []
@@ -299,6 +308,8 @@ class StagingConnection:
                 raise TimeoutError(f"Timeout after {wait}s waiting for {what} (received: {_describe(events)})")
             try:
                 event = json.loads(self.ws.recv(timeout=remaining))
+            except ConnectionClosed as exc:
+                raise exc.with_traceback(None) from None  # keep "received 1011 ..." without library frames
             except TimeoutError:
                 raise TimeoutError(
                     f"Timeout after {wait}s waiting for {what} (received: {_describe(events)})"
@@ -313,6 +324,7 @@ class StagingConnection:
 
     def request(self, payload: JsonDict, expect: str, *, timeout: float | None = None) -> JsonDict:
         """Send ``payload`` with a fresh id and return the reply of type ``expect``."""
+        __tracebackhide__ = True  # failures point at the test line, not at this helper
         request_id = payload.setdefault("id", f"req-{next(_ids)}")
         self.send(payload)
         events = self.collect(
@@ -325,6 +337,7 @@ class StagingConnection:
 
     def request_error(self, payload: JsonDict | str | bytes, *, timeout: float | None = None) -> JsonDict:
         """Send something invalid and return the ``error`` event it must produce."""
+        __tracebackhide__ = True  # failures point at the test line, not at this helper
         self.send(payload)
         events = self.collect(lambda e: e.get("type") == "error", what="error event", timeout=timeout, accept_errors=True)
         return events[-1]
@@ -342,6 +355,7 @@ class StagingConnection:
         request_id: str | None = None,
     ) -> AgentRun:
         """Ask ``agent`` to handle ``message`` and gather events up to ``until``."""
+        __tracebackhide__ = True  # failures point at the test line, not at this helper
         request_id = request_id or f"req-{next(_ids)}"
         payload: JsonDict = {"type": msg_type, "agent": agent, "message": message, "id": request_id}
         if stream:
@@ -355,6 +369,7 @@ class StagingConnection:
 
     def ping(self, payload: Any = None) -> tuple[JsonDict, float]:
         """Round trip a ping; returns (pong, latency in ms)."""
+        __tracebackhide__ = True  # failures point at the test line, not at this helper
         started = time.perf_counter()
         pong = self.request({"type": "ping", "payload": payload}, "pong")
         return pong, (time.perf_counter() - started) * 1000
@@ -376,6 +391,7 @@ class HttpResult:
 
 def http_get(path: str, *, timeout: float | None = None, headers: dict[str, str] | None = None) -> HttpResult:
     """Plain GET against the target (no proxies, no retries: an e2e test sees what a user sees)."""
+    __tracebackhide__ = True  # failures point at the test line, not at this helper
     host, port = http_base()
     conn = http.client.HTTPConnection(host, port, timeout=TIMEOUT if timeout is None else timeout)
     started = time.perf_counter()

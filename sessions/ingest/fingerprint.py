@@ -40,13 +40,14 @@ _MASKS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b", "<ip>"),
         (r"\[[0-9a-fA-F:]*:[0-9a-fA-F:]*\](?::\d+)?", "<ip>"),
         (r"0x[0-9a-fA-F]+", "<hex>"),
-        # Long hex runs (hashes, commit ids, object ids) that contain at least one digit.
-        (r"\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}\b", "<hex>"),
+        # Long hex runs (hashes, commit ids, object ids): with a digit *and* a letter, so that a long
+        # plain number stays a number (<n>) whatever its length.
+        (r"(?<![0-9A-Za-z])(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}(?![0-9A-Za-z])", "<hex>"),
         # Quoted values; a quote preceded by a letter is an apostrophe ("can't"), not an opening.
         (r"(?<!\w)'[^'\n]*'", "'<q>'"),
         (r'"[^"\n]*"', '"<q>"'),
         # Random tokens: request ids, API keys (long, mixed letters and digits).
-        (r"\b(?=[A-Za-z0-9]*\d)(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{16,}\b", "<id>"),
+        (r"(?<![0-9A-Za-z])(?=[A-Za-z0-9]*\d)(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{16,}(?![0-9A-Za-z])", "<id>"),
         (r"\d+", "<n>"),
         (r"\s+", " "),
     )
@@ -63,7 +64,7 @@ def fingerprint(error_type: str, message: str) -> tuple[str, str]:
     line = _first_line(message)
     if error_type:
         short = re.escape(error_type.rsplit(".", 1)[-1])
-        line = re.sub(rf"^(?:[\w.]+\.)?{short}(?:\s*\[[^\]]*\])?:\s*", "", line)
+        line = re.sub(rf"^(?:[\w.]+\.)?{short}(?:\s*\[[^\]]*\])?(?::\s*|$)", "", line)
     for pattern, replacement in _MASKS:
         line = pattern.sub(replacement, line)
     line = line.strip()

@@ -86,10 +86,8 @@ def parse_junit(src: Source, info: RunInfo) -> Iterator[ParsedResult]:
             if tag[0] == "{":
                 tag = tag.rpartition("}")[2]
             if tag == "testcase":
-                result, teardown = _testcase(el, state)
-                if teardown and held.merge(result):
-                    pass
-                else:
+                result, teardown_only = _testcase(el, state)
+                if not (teardown_only and held.merge(result)):
                     evicted = held.push(result)
                     if evicted is not None:
                         yield evicted

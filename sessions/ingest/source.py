@@ -16,7 +16,7 @@ from __future__ import annotations
 import codecs
 import gzip
 import zlib
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from .records import IngestError
 
@@ -33,6 +33,10 @@ _BOMS = (
 )
 
 
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 def describe_limit(max_bytes: int) -> str:
     """``200 MB`` for the usual limits, exact bytes for tiny test limits (``0.000954 MB`` helps nobody)."""
     mib = max_bytes / (1024 * 1024)
@@ -47,7 +51,7 @@ class Source:
     parser must then override the declared encoding), else ``None`` (the file's declaration decides).
     """
 
-    def __init__(self, fileobj: BinaryIO, source: str, max_bytes: int) -> None:
+    def __init__(self, fileobj: BinaryIO | Readable, source: str, max_bytes: int) -> None:
         self.source = source
         self.max_bytes = max_bytes
         self.consumed = 0  # decompressed bytes read so far, before any re-encoding
@@ -57,9 +61,10 @@ class Source:
         self._eof = False
 
         self._decoder_name = ""
-        first = fileobj.read(CHUNK)
-        self._raw: BinaryIO | gzip.GzipFile = _Prepended(first, fileobj)
-        if first[:2] == _GZIP_MAGIC:
+        first = fileobj.read(4096)  # enough for the magic; a gzip bomb is then read in small steps
+        self._raw: Readable = _Prepended(first, fileobj)
+        self.gzipped = first[:2] == _GZIP_MAGIC
+        if self.gzipped:
             self._raw = gzip.GzipFile(fileobj=self._raw, mode="rb")
         head = b""
         while len(head) < 4 and not self._eof:
@@ -105,6 +110,8 @@ class Source:
         try:
             data = self._raw.read(size)
         except (OSError, EOFError, zlib.error) as exc:
+            if not self.gzipped:
+                raise  # an I/O failure of the upload itself, not a property of the file
             # gzip.BadGzipFile is an OSError; a cut-off member is an EOFError.
             raise IngestError(self.source, f"corrupt gzip data ({exc})") from None
         if not data:
@@ -148,7 +155,7 @@ def _sniff_utf16(head: bytes) -> str | None:
 class _Prepended:
     """Gives back bytes already read before continuing with the file (GzipFile needs the magic)."""
 
-    def __init__(self, first: bytes, rest: BinaryIO) -> None:
+    def __init__(self, first: bytes, rest: Readable) -> None:
         self._first = first
         self._rest = rest
 

@@ -60,7 +60,7 @@ class ImpactClassifier:
             if hit:
                 priority = priority or rule_priority
                 area_id = area_id or rule_area
-        for match, pattern, _glob, rule_priority, rule_area in self._rules:
+        for match, pattern, _glob, _priority, rule_area in self._rules:
             if match == ImpactRule.Match.PRIORITY and priority and pattern.upper() == priority.upper():
                 area_id = area_id or rule_area
         return Classified(priority=priority, area_id=area_id)

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max, Q, Sum
 from django.utils import timezone
 
@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 
 TICK_S = 1.0  # heartbeat, log tail, live results and counts: once a second
 POLL_S = 0.1  # how often the process is checked for its exit between ticks
-SELECTION_INLINE_MAX = 20  # longer selections go through a file (pytest's @file syntax)
 SELECTION_MAX = 50_000
 PROCESS_RECORD = "process.json"
 LIVE = (WorkStatus.QUEUED, WorkStatus.RUNNING)
@@ -586,19 +585,14 @@ class RunExecution:
         nodeids = dict(TestCase.objects.filter(pk__in=ids, environment=self.env).values_list("pk", "nodeid"))
         return [nodeids[pk] for pk in ids if pk in nodeids and safe_nodeid(nodeids[pk])]
 
-    def command(self) -> list[str]:
+    def command(self, child_env: dict[str, str]) -> list[str]:
+        """The environment's command, then the selection (for a rerun), then where results go."""
         args = runners.expand_command(self.env.test_command, revision=self.revision())
         if self.run.scope != TestRun.Scope.ALL:
             nodeids = self.selection()
             if not nodeids:
                 raise runners.CommandError("none of the selected tests exists any more")
-            if len(nodeids) <= SELECTION_INLINE_MAX:
-                args += nodeids
-            else:
-                # One argument per line (argparse's fromfile syntax, pytest >= 8.2): no argv length limit.
-                selection_file = self.folder / "selection.txt"
-                selection_file.write_text("\n".join(nodeids) + "\n", encoding="utf-8")
-                args.append(f"@{selection_file}")
+            args += runners.selection_arguments(nodeids, self.folder, child_env)
         if self.env.writes_report_log:
             args += ["--report-log", str(self.reportlog_path)]
         if self.env.writes_junit:
@@ -635,7 +629,8 @@ class RunExecution:
         status = WorkStatus.ERROR
         code: int | None = None
         try:
-            args = self.command()
+            child_env = runners.child_environment(self.env.env_vars)
+            args = self.command(child_env)
             properties = {**(self.run.properties or {}), "eta": self.expectation()}
             TestRun.objects.filter(pk=self.run.pk).update(
                 command=args, log_path=str(self.log_path), properties=properties
@@ -643,7 +638,7 @@ class RunExecution:
             self.proc = runners.GroupProcess(
                 args,
                 cwd=runners.resolve_working_dir(self.env.working_dir),
-                env=runners.child_environment(self.env.env_vars),
+                env=child_env,
                 log_path=self.log_path,
                 record_path=self.folder / PROCESS_RECORD,
             )
@@ -669,7 +664,12 @@ class RunExecution:
     def store(self, results: list[ParsedResult]) -> None:
         if not results:
             return
-        self.writer.add(results)
+        try:
+            self.writer.add(results)
+        except IntegrityError:
+            # Another run of the environment created one of these new test cases at the same moment;
+            # the batch was rolled back whole, and a second try finds the case.
+            self.writer.add(results)
         for result in results:
             self.counts[_COUNT_FIELD.get(result.outcome, "passed")] += 1
             if result.duration is not None:

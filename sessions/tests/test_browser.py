@@ -67,6 +67,7 @@ def test_login_chart_and_htmx_filter(allow_orm_beside_playwright, live_server, l
 
             page.goto(f"{live_server.url}/sessions/golden-path/")
             expect(page).to_have_url(re.compile(r"/accounts/login/\?next="))
+            shot(page, "login")
             page.fill("input[name=username]", "vera")
             page.fill("input[name=password]", "pw-vera")
             page.click("button[type=submit]")

@@ -148,7 +148,11 @@ def test_every_testcase_at_any_depth_is_counted() -> None:
 
 
 def test_zero_test_cases() -> None:
-    for data in (b"<testsuites/>", b'<testsuite tests="12" failures="3"></testsuite>', b"<testsuites><testsuite/></testsuites>"):
+    for data in (
+        b"<testsuites/>",
+        b'<testsuite tests="12" failures="3"></testsuite>',
+        b"<testsuites><testsuite/></testsuites>",
+    ):
         assert parse_bytes(data)[0] == []
 
 
@@ -383,7 +387,9 @@ ENCODINGS = {
     "utf-16-le-bom": lambda text: codecs.BOM_UTF16_LE + text.replace("UTF-8", "UTF-16").encode("utf-16-le"),
     "utf-16-be-bom": lambda text: codecs.BOM_UTF16_BE + text.replace("UTF-8", "UTF-16").encode("utf-16-be"),
     "utf-16-no-bom": lambda text: text.replace("UTF-8", "UTF-16").encode("utf-16-le"),
-    "latin-1-declared": lambda text: ('<?xml version="1.0" encoding="ISO-8859-1"?>' + text.split("?>", 1)[-1]).encode("latin-1"),
+    "latin-1-declared": lambda text: ('<?xml version="1.0" encoding="ISO-8859-1"?>' + text.split("?>", 1)[-1]).encode(
+        "latin-1"
+    ),
 }
 
 
@@ -477,3 +483,22 @@ def test_native_memory_stays_flat_on_200k_cases() -> None:
     count, growth_mb = map(int, proc.stdout.split())
     assert count == 200_000
     assert growth_mb < 60, f"peak RSS grew by {growth_mb} MB"
+
+
+class Trickle(io.BytesIO):
+    """A stream that hands out a few bytes per read, as a slow socket or pipe does."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        return super().read(min(7, size) if size is not None and size >= 0 else 7)
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gz"])
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_tiny_reads(encoding: str, gz: bool) -> None:
+    text = (DATA / "pytest_xunit2.xml").read_text("utf-8").replace('encoding="utf-8"', f'encoding="{encoding}"')
+    data = text.encode(encoding)
+    if gz:
+        data = gzip.compress(data)
+    results = list(parse(Trickle(data), "slow.xml").results)
+    assert len(results) == 26
+    assert "tests/e2e/test_outcomes.py::test_param[日本語]" in {r.nodeid for r in results}

@@ -146,7 +146,11 @@ def test_failed_subtest_fails_a_passed_test() -> None:
     records = phases(T)
     records[1:1] = [subtest(T, "passed"), subtest(T, "failed", "AssertionError: step 1 broke"), subtest(T, "passed")]
     [result], _ = parse_records(*records)
-    assert (result.outcome, result.error_type, result.message) == ("failed", "AssertionError", "AssertionError: step 1 broke")
+    assert (result.outcome, result.error_type, result.message) == (
+        "failed",
+        "AssertionError",
+        "AssertionError: step 1 broke",
+    )
 
 
 def test_failed_subtest_names_the_problem_of_a_failed_test() -> None:
@@ -271,9 +275,13 @@ def test_rerun_attempts_do_not_count() -> None:
     assert outcomes(results) == ["passed"]
 
 
-@pytest.mark.parametrize(("status", "incomplete"), [(0, False), (1, False), (2, True), (3, True), (4, True), (5, False)])
+@pytest.mark.parametrize(
+    ("status", "incomplete"), [(0, False), (1, False), (2, True), (3, True), (4, True), (5, False)]
+)
 def test_exitstatus(status: int, incomplete: bool) -> None:
-    data = jsonl(*phases(T), finish=False) + json.dumps({"$report_type": "SessionFinish", "exitstatus": status}).encode()
+    data = (
+        jsonl(*phases(T), finish=False) + json.dumps({"$report_type": "SessionFinish", "exitstatus": status}).encode()
+    )
     parsed = parse(io.BytesIO(data), "report.jsonl")
     list(parsed.results)
     assert (parsed.info.exitstatus, parsed.info.incomplete) == (status, incomplete)
@@ -417,3 +425,19 @@ def test_real_files_agree_with_junit() -> None:
         return sorted(r.nodeid for r in parse((DATA / name).open("rb"), name).results)
 
     assert ids("pytest_report.jsonl") == ids("pytest_xdist_report.jsonl") == ids("pytest_xunit1.xml")
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-be"])
+@pytest.mark.parametrize("tiny_reads", [False, True])
+def test_encodings_and_tiny_reads(encoding: str, tiny_reads: bool) -> None:
+    data = (DATA / "pytest_report.jsonl").read_text("utf-8").encode(encoding)
+    if encoding == "utf-16-be":
+        data = b"\xfe\xff" + data
+
+    class Stream(io.BytesIO):
+        def read(self, size: int | None = -1) -> bytes:
+            return super().read(5 if tiny_reads else size)
+
+    results = list(parse(Stream(data), "report.jsonl").results)
+    assert len(results) == 26
+    assert "tests/e2e/test_outcomes.py::test_param[日本語]" in {r.nodeid for r in results}

@@ -214,7 +214,9 @@ def test_exitfirst_matches_pytest_exactly(project: Path) -> None:
     """
     out = project / "out-x"
     out.mkdir()
-    summary = run_pytest(project, "-x", "tests/e2e/test_outcomes.py", f"--junitxml={out}/x.xml", f"--report-log={out}/x.jsonl")
+    summary = run_pytest(
+        project, "-x", "tests/e2e/test_outcomes.py", f"--junitxml={out}/x.xml", f"--report-log={out}/x.jsonl"
+    )
     for name in ("x.xml", "x.jsonl"):
         totals, results, info = loopdash_totals(out / name)
         assert totals == summary
@@ -253,9 +255,7 @@ def require_js_runners() -> None:
 
 
 def run_js(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        args, cwd=JS, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=300
-    )
+    return subprocess.run(args, cwd=JS, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=300)
 
 
 def test_node_builtin_runner(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from staging_client import AGENT_TOOLS, AGENTS, http_get
 
 pytestmark = [pytest.mark.p2, pytest.mark.area_api]

@@ -10,9 +10,8 @@ import time
 from collections.abc import Callable
 
 import pytest
-from websockets.exceptions import ConnectionClosed
-
 from staging_client import AGENTS, CRITICAL_EVENTS, USERS, StagingConnection
+from websockets.exceptions import ConnectionClosed
 
 pytestmark = [pytest.mark.p2, pytest.mark.area_events]
 

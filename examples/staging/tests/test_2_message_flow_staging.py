@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
 from staging_client import AGENTS, CRITICAL_EVENTS, PROMPTS, USERS, StagingConnection
 
 pytestmark = [pytest.mark.p2, pytest.mark.area_chat]

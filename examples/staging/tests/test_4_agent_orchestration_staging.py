@@ -11,7 +11,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from staging_client import AGENT_TOOLS, AGENTS, CRITICAL_EVENTS, AgentRun, StagingConnection, http_get
 
 pytestmark = [pytest.mark.p2, pytest.mark.area_agents]

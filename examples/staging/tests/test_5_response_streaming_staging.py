@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-
 from staging_client import CRITICAL_EVENTS, StagingConnection
 
 pytestmark = [pytest.mark.p2, pytest.mark.area_streaming]

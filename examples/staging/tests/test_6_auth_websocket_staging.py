@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 
 import pytest
-
 from staging_client import USERS, HandshakeRejected, StagingConnection, mint_token
 
 pytestmark = [pytest.mark.p2, pytest.mark.area_auth]

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-
 from staging_client import StagingConnection
 
 pytestmark = [pytest.mark.p3, pytest.mark.area_isolation]

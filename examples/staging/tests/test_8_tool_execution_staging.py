@@ -6,7 +6,6 @@ import hashlib
 from collections.abc import Callable
 
 import pytest
-
 from staging_client import StagingConnection
 
 pytestmark = [pytest.mark.p2, pytest.mark.area_agents]

@@ -6,7 +6,6 @@ import uuid
 from collections.abc import Callable
 
 import pytest
-
 from staging_client import AGENTS, USERS, StagingConnection
 
 pytestmark = [pytest.mark.p3, pytest.mark.area_chat]

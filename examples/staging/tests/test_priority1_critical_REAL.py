@@ -14,7 +14,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from staging_client import (
     AGENT_TOOLS,
     AGENTS,

@@ -1,0 +1,75 @@
+"""`manage.py trigger {deploy,tests,cycle} --session SLUG [--revision REV] [--rerun RUN_ID --scope all|failed] [--wait]`.
+
+Queues the work on the workers and prints ``deployment <id>`` and/or ``run <id>``. With ``--wait`` it
+polls the rows until they end, prints ``deployment <id> <status>`` / ``run <id> <status>``, and exits
+non-zero unless every one of them succeeded (deployment) or finished (run).
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from sessions.models import Deployment, TestRun, WorkStatus
+from sessions.services.triggers import TriggerError, trigger_from_request
+
+LIVE = (WorkStatus.QUEUED, WorkStatus.RUNNING)
+
+
+class Command(BaseCommand):
+    help = "Queue a deploy, a test run or a whole cycle (deploy, then tests) on the workers."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("action", choices=["deploy", "tests", "cycle"])
+        parser.add_argument("--session", required=True, help="Session slug.")
+        parser.add_argument("--revision", help="Revision to deploy (default: the environment's default).")
+        parser.add_argument("--rerun", type=int, metavar="RUN_ID", help="Rerun the tests of this run.")
+        parser.add_argument("--scope", choices=["all", "failed", "selected"], help="With --rerun (default all).")
+        parser.add_argument("--tests", type=int, nargs="+", metavar="CASE_ID", help="With --scope selected.")
+        parser.add_argument("--wait", action="store_true", help="Wait for the end and print the final status.")
+        parser.add_argument("--timeout", type=float, default=None, help="With --wait: give up after SECONDS.")
+        parser.add_argument("--poll", type=float, default=1.0, help="With --wait: seconds between polls.")
+
+    def handle(self, *args, **options) -> None:  # noqa: ANN002, ANN003
+        payload: dict[str, object] = {"action": options["action"]}
+        for key in ("revision", "rerun", "scope", "tests"):
+            if options[key] is not None:
+                payload[key] = options[key]
+        try:
+            created = trigger_from_request(options["session"], payload, None, source=TestRun.Source.CLI)
+        except TriggerError as exc:
+            raise CommandError(str(exc)) from None
+        if "deployment" in created:
+            self.stdout.write(f"deployment {created['deployment']}")
+        if "run" in created:
+            self.stdout.write(f"run {created['run']}")
+        if not options["wait"]:
+            return
+        self.stdout.flush()
+        ok = self.wait(created, options["timeout"], max(0.1, options["poll"]))
+        if not ok:
+            raise CommandError("the work did not succeed", returncode=1)
+
+    def wait(self, created: dict[str, int], timeout: float | None, poll: float) -> bool:
+        """Poll the rows (a cycle: the deployment, then its run) and print each final status once."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pending = [("deployment", Deployment, created["deployment"])] if "deployment" in created else []
+        if "run" in created:
+            pending.append(("run", TestRun, created["run"]))
+        ok = True
+        for name, model, pk in pending:
+            while True:
+                row = model.objects.filter(pk=pk).first()
+                ended = row is None or (row.status not in LIVE and getattr(row, "summary_written", True))
+                if ended:
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    self.stdout.write(f"{name} {pk} {row.status} (still live after {timeout:g} s)")
+                    return False
+                time.sleep(poll)
+            status = "deleted" if row is None else row.status
+            self.stdout.write(f"{name} {pk} {status}")
+            self.stdout.flush()
+            ok = ok and status in (WorkStatus.SUCCEEDED, WorkStatus.FINISHED)
+        return ok

@@ -1,0 +1,82 @@
+"""One entry point for "queue this work" from the HTTP API and the CLI: validate a payload, call ``runs``.
+
+Payload (JSON object)::
+
+    {"action": "deploy" | "tests" | "cycle",
+     "revision": "r3",                      # deploy, cycle (default: the environment's default)
+     "rerun": 12, "scope": "all" | "failed" | "selected", "tests": [case ids]}   # tests
+
+Answers ``{"deployment": id}``, ``{"run": id}`` or both for a cycle. ``TriggerError.status`` is the
+HTTP status that explains a refusal: 400 bad input, 404 no such session or run, 409 a deploy is
+already queued or running on the environment.
+"""
+
+from __future__ import annotations
+
+from ..models import LoopSession, TestRun
+from .runs import Refused, request_cycle, request_deploy, request_tests
+
+# One exception for the service and its callers: TriggerError(message, status).
+TriggerError = Refused
+
+ACTIONS = ("deploy", "tests", "cycle")
+_KEYS = {"action", "revision", "rerun", "scope", "tests"}
+
+
+def _text(payload: dict, key: str) -> str | None:
+    value = payload.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise TriggerError(f"{key} must be a string, got {value!r}", 400)
+    return str(value)
+
+
+def _rerun(session: LoopSession, payload: dict) -> TestRun | None:
+    value = payload.get("rerun")
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not str(value).isdigit():
+        raise TriggerError(f"rerun must be a run id (a whole number), got {value!r}", 400)
+    run = TestRun.objects.filter(pk=int(value), session=session).first()
+    if run is None:
+        raise TriggerError(f"no run {value} in session {session.slug}", 404)
+    return run
+
+
+def trigger_from_request(
+    slug: str, payload: dict, user: object, *, source: str = TestRun.Source.API
+) -> dict[str, int]:
+    """Queue a deploy, a test run or a cycle for session ``slug``; return the ids of the queued rows."""
+    if not isinstance(payload, dict):
+        raise TriggerError("the request must be a JSON object", 400)
+    unknown = sorted(set(payload) - _KEYS)
+    if unknown:
+        raise TriggerError(f"unknown field(s): {', '.join(unknown)} (allowed: {', '.join(sorted(_KEYS))})", 400)
+    action = payload.get("action")
+    if action not in ACTIONS:
+        raise TriggerError(f"action must be one of {', '.join(ACTIONS)}, got {action!r}", 400)
+    session = LoopSession.objects.select_related("environment").filter(slug=slug).first()
+    if session is None:
+        raise TriggerError(f"no session {slug!r}", 404)
+    revision = _text(payload, "revision")
+    if action != "tests" and any(payload.get(k) not in (None, "", []) for k in ("rerun", "scope", "tests")):
+        raise TriggerError(f"rerun, scope and tests apply to action 'tests', not {action!r}", 400)
+    if action == "deploy":
+        return {"deployment": request_deploy(session, revision=revision, user=user).pk}
+    if action == "cycle":
+        deployment, run = request_cycle(session, revision=revision, user=user, source=source)
+        return {"deployment": deployment.pk, "run": run.pk}
+    if revision is not None:
+        raise TriggerError("revision applies to deploy and cycle; tests run against what is deployed", 400)
+    rerun_of = _rerun(session, payload)
+    scope = _text(payload, "scope") or TestRun.Scope.ALL
+    if scope != TestRun.Scope.ALL and rerun_of is None:
+        raise TriggerError(f"scope {scope!r} needs rerun (the id of the run whose tests to rerun)", 400)
+    tests = payload.get("tests")
+    if tests is not None and not isinstance(tests, list):
+        raise TriggerError("tests must be a list of test case ids", 400)
+    if tests and scope != TestRun.Scope.SELECTED:
+        raise TriggerError("tests apply to scope 'selected'", 400)
+    run = request_tests(session, user=user, source=source, rerun_of=rerun_of, scope=scope, case_ids=tests)
+    return {"run": run.pk}
