@@ -197,12 +197,23 @@ def kill_group(pgid: int, *, grace: float = TERM_GRACE_S, popen: subprocess.Pope
 
 
 def _wait_group(pgid: int, timeout: float, popen: subprocess.Popen | None) -> bool:
+    """Wait until no process of the group is left: running members ended, our zombies reaped.
+
+    A member that dies after its parent is re-parented (to us, the subreaper) as a zombie a moment
+    later, so "no running member" is not enough: loop until the group is empty, or holds only zombies
+    that are not ours to reap (some other parent's, or PID 1's in a container without an init).
+    """
     deadline = time.monotonic() + timeout
+    me = os.getpid()
     while True:
         if popen is not None:
             popen.poll()  # reap the leader through Popen, so its exit status is kept
         reap_children(skip=[popen.pid] if popen is not None and popen.returncode is None else ())
-        if not group_alive(pgid):
+        members = _group_members(pgid) if os.path.isdir("/proc") else []
+        if not os.path.isdir("/proc"):
+            if not group_alive(pgid):
+                return True
+        elif all(state in ("Z", "X") and ppid != me for _pid, state, ppid in members):
             return True
         if time.monotonic() >= deadline:
             return False
@@ -287,11 +298,13 @@ class GroupProcess:
             self.popen.wait(timeout=1)
 
     def finish(self) -> None:
-        """After a normal exit: end stragglers the command left in its group, then drop the record."""
-        if self.popen is not None and group_alive(self.pgid):
+        """After the command exited: end stragglers it left in its group (the record stays, as a trace)."""
+        if self.popen is None:
+            return
+        if group_alive(self.pgid):
             self.kill(grace=1.0)
-        if self.record_path is not None:
-            self.record_path.unlink(missing_ok=True)
+        else:
+            _wait_group(self.pgid, 1.0, self.popen)  # reap members re-parented to us as zombies
 
     @property
     def returncode(self) -> int | None:

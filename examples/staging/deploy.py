@@ -280,7 +280,7 @@ def start_service(entry: dict[str, Any], paths: StatePaths, host: str, port: int
     }
     paths.meta.write_text(json.dumps(meta, indent=2) + "\n")
 
-    say(f"waiting for http://{host}:{port}/health (timeout {timeout:.0f}s)")
+    say(f"waiting for http://{host}:{port}/health (timeout {timeout:g}s)")
     started = time.monotonic()
     while True:
         code = proc.poll()
@@ -299,7 +299,7 @@ def start_service(entry: dict[str, Any], paths: StatePaths, host: str, port: int
             paths.pid.unlink(missing_ok=True)
             paths.meta.unlink(missing_ok=True)
             raise DeployError(
-                f"service did not become healthy within {timeout:.0f}s; log tail:\n{log_tail(paths.log)}",
+                f"service did not become healthy within {timeout:g}s; log tail:\n{log_tail(paths.log)}",
                 EXIT_TIMEOUT,
             )
         time.sleep(0.05)

@@ -42,6 +42,7 @@ __all__ = [
     "AgentRun",
     "HandshakeRejected",
     "HttpResult",
+    "RecordProperty",
     "ServerErrorEvent",
     "StagingConnection",
     "http_get",
@@ -54,6 +55,8 @@ TIMEOUT = float(os.environ.get("STAGING_TIMEOUT") or 1.0)
 SECRET = os.environ.get("STAGING_JWT_SECRET") or "loopdash-staging-shared-secret"
 
 JsonDict = dict[str, Any]
+#: Type of pytest's ``record_property`` fixture (metrics such as ws_latency_ms).
+RecordProperty = Callable[[str, object], None]
 _ids = itertools.count(1)
 
 #: The API contract as the suite knows it (what the frontend expects).
@@ -339,7 +342,9 @@ class StagingConnection:
         """Send something invalid and return the ``error`` event it must produce."""
         __tracebackhide__ = True  # failures point at the test line, not at this helper
         self.send(payload)
-        events = self.collect(lambda e: e.get("type") == "error", what="error event", timeout=timeout, accept_errors=True)
+        events = self.collect(
+            lambda e: e.get("type") == "error", what="error event", timeout=timeout, accept_errors=True
+        )
         return events[-1]
 
     def run_agent(

@@ -1,10 +1,16 @@
 """Store parsed results: test cases, results and signatures, in bulk, then the run's summary.
 
-One ``ResultWriter`` serves both paths: an uploaded file (every batch inside
-one transaction, so a refused file stores nothing) and a live run (a batch
-committed about every second while the report-log grows).
-On PostgreSQL results go in with ``COPY`` through psycopg 3; elsewhere with
-``bulk_create``.
+One ``ResultWriter`` serves both paths: an uploaded file (one transaction, so a refused file stores
+nothing) and a live run (a transaction for each call of ``add``, about every second while the
+report-log grows). On PostgreSQL rows go in with ``COPY`` through psycopg 3 (docs/PERFORMANCE.md,
+Ingestion); elsewhere with ``bulk_create``.
+
+The PostgreSQL path is a pipeline, because the database and the parser can work at the same time
+(they are two processes): a batch's test cases are resolved and copied, then its results are sent,
+a slice at a time, *while the next batch is parsed*. Rows are formatted as COPY text by plain string
+operations, never adapted value by value. Case ids come from the table's sequence, so a result row
+can name its new case before the case is stored; an environment with up to ``PRELOAD_LIMIT`` cases is
+read once, so that no batch has to ask which of its cases exist.
 """
 
 from __future__ import annotations
@@ -12,13 +18,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import re
+import threading
 from collections.abc import Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from ..ingest import parse
@@ -28,6 +38,7 @@ from ..models import (
     Cycle,
     Environment,
     FailureSignature,
+    ImpactRule,
     LoopSession,
     SignatureCategory,
     TestCase,
@@ -40,8 +51,15 @@ from .impact import ImpactClassifier
 from .summary import finish_run
 
 BATCH_SIZE = 10_000
+PRELOAD_LIMIT = 200_000  # cases of an environment read at once (about 35 MB of Python objects at most)
+BATCH_CHARS = 16_000_000  # a batch also ends at this much failure text, whatever its length
+_SLICE = 128 * 1024  # bytes per write: psycopg splits larger buffers anyway
+_MEMO_LIMIT = 4096
 _FAILING = (Outcome.FAILED, Outcome.ERROR)
 _TIMED = (Outcome.PASSED, Outcome.FAILED)
+_CASE_COLUMNS = "id, environment_id, nodeid, nodeid_hash, name, file, module, priority, area_id, markers, created_at"
+_NEXTVAL = "SELECT nextval(%s::regclass) FROM generate_series(1, %s)"
+_RESULT_COLUMNS = "run_id, case_id, outcome, duration, suspect, phase, message, details, signature_id, properties"
 
 
 def clean_text(text: str) -> str:
@@ -65,6 +83,126 @@ def module_of(nodeid: str, file: str) -> str:
     return nodeid.split("::", 1)[0] if "::" in nodeid else ""
 
 
+def _copy_field(text: str) -> str:
+    """A value in COPY's text format: backslash, tab, newline and carriage return escaped."""
+    if "\\" in text:
+        text = text.replace("\\", "\\\\")
+    if "\n" in text:
+        text = text.replace("\n", "\\n")
+    if "\t" in text:
+        text = text.replace("\t", "\\t")
+    if "\r" in text:
+        text = text.replace("\r", "\\r")
+    return text
+
+
+def _plain(line: str, tabs: int, nulls: int) -> bool:
+    """True when a formatted line needs no escaping: only its own tabs, ``\\N`` and final newline."""
+    return line.count("\t") == tabs and line.count("\n") == 1 and line.count("\\") == nulls and "\r" not in line
+
+
+def _copy_bytes(lines: list[str]) -> bytes:
+    """Join COPY lines and make them storable, as ``clean_text`` does value by value.
+
+    Cleaning is local to each character (NUL and lone surrogates become U+FFFD) and the separators
+    are ASCII, so cleaning the whole text once equals cleaning every value.
+    """
+    text = "".join(lines)
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace").encode("utf-8")
+
+
+class _CopyWorker:
+    """Runs the COPY statements of one ``add`` on a helper thread, in order, while the caller parses on.
+
+    The thread spends its time waiting on the socket (psycopg releases the GIL there), so the
+    server stores one batch while this process parses and formats the next. psycopg's connection
+    lock serialises the caller's own queries (case look-ups, new signatures) with a running COPY.
+    At most ``depth`` jobs wait, which bounds the memory held by formatted batches.
+    """
+
+    def __init__(self, conn: Any, depth: int = 2) -> None:
+        self._conn = conn
+        self._jobs: queue.Queue[tuple[str, Any, Future | None] | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    def copy(self, statement: str, data: bytes) -> None:
+        self._put((statement, data, None))
+
+    def call(self, statement: str, params: tuple) -> Future:
+        """Run a query after the jobs already queued; the future gets its rows."""
+        future: Future = Future()
+        self._put((statement, params, future))
+        return future
+
+    def finish(self) -> None:
+        """Wait for every queued job; raise the first error of the thread."""
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join()
+            self._thread = None
+        self._raise()
+
+    def stop(self) -> None:
+        """Drop the jobs not started, wait for the running one (the transaction is being abandoned)."""
+        self._stopping = True
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _put(self, job: tuple[str, Any, Future | None]) -> None:
+        self._raise()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="loopdash-copy", daemon=True)
+            self._thread.start()
+        self._jobs.put(job)
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _run(self) -> None:
+        cursor = self._conn.cursor()
+        while (job := self._jobs.get()) is not None:
+            statement, payload, future = job
+            if self._stopping or self._error is not None:
+                if future is not None:
+                    future.cancel()
+                continue
+            try:
+                if future is not None:
+                    cursor.execute(statement, payload)
+                    future.set_result(cursor.fetchall())
+                    continue
+                view = memoryview(payload)
+                with cursor.copy(statement) as copy:
+                    for i in range(0, len(view), _SLICE):
+                        copy.write(view[i : i + _SLICE])
+            except BaseException as exc:  # handed to the caller's thread
+                self._error = exc
+                if future is not None:
+                    future.set_exception(exc)
+        cursor.close()
+
+
+class _Undo:
+    """Cache entries added by one ``add`` call, forgotten if its transaction is rolled back."""
+
+    __slots__ = ("cases", "signatures")
+
+    def __init__(self) -> None:
+        self.cases: list[str] = []
+        self.signatures: list[str] = []
+
+
 class ResultWriter:
     """Write results of one run in batches; keeps the caches that make batches cheap."""
 
@@ -79,21 +217,50 @@ class ResultWriter:
         self.metric_values: dict[str, list[float]] = {}
         self.count = 0
         self.use_copy = connection.vendor == "postgresql"
+        # True once every result stored by this writer is known to belong to a case without a priority;
+        # finish_run then skips counting by priority (see ``summary._by_priority``).
+        self.prioritized = False
+        self._prioritized_ids: set[int] = set()
         self._case_sequence: str | None = None
+        self._spare_ids: Future | None = None
+        self._all_cases_known = False  # case_ids holds every case of the environment
+        self._preloaded = False
+        # Without glob rules a case's priority and area depend on its markers only.
+        globs = ImpactRule.objects.filter(
+            Q(environment=self.environment) | Q(environment__isnull=True), match=ImpactRule.Match.GLOB
+        )
+        self._by_markers: dict[tuple[str, ...], tuple[str, int | None]] | None = None if globs.exists() else {}
+        self._fingerprints: dict[tuple[str, str], tuple[str, str]] = {}
 
     # -- public -------------------------------------------------------------------------------------
 
     def add(self, results: Iterable[ParsedResult]) -> int:
-        """Store results in batches of BATCH_SIZE; return how many were stored."""
-        stored = 0
-        batch: list[ParsedResult] = []
-        for result in results:
-            batch.append(result)
-            if len(batch) >= BATCH_SIZE:
-                stored += self._write_batch(batch)
-                batch = []
-        if batch:
-            stored += self._write_batch(batch)
+        """Store results in one transaction (a savepoint inside an upload's); return how many.
+
+        On any error nothing of this call is stored, and the caches forget what it added, so that
+        the same results can be added again (a live run retries after a unique-check race).
+        """
+        undo = _Undo()
+        metrics: dict[str, list[float]] = {}
+        prioritized = self.prioritized
+        try:
+            with transaction.atomic():
+                if self.use_copy:
+                    stored = self._add_copy(results, undo, metrics)
+                else:
+                    stored = self._add_orm(results, undo, metrics)
+        except BaseException as exc:
+            for key in undo.cases:
+                self.case_ids.pop(key, None)
+            for key in undo.signatures:
+                self.signature_ids.pop(key, None)
+            self.prioritized = prioritized
+            if isinstance(exc, IntegrityError):
+                self._all_cases_known = False  # another run created a case: ask the database again
+            raise
+        for name, values in metrics.items():
+            self.metric_values.setdefault(name, []).extend(values)
+        self.count += stored
         return stored
 
     def metrics(self) -> dict[str, float]:
@@ -105,81 +272,252 @@ class ResultWriter:
             out[name] = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
         return out
 
-    # -- batches ------------------------------------------------------------------------------------
+    # -- PostgreSQL: COPY, pipelined with parsing ---------------------------------------------------
 
-    def _write_batch(self, batch: list[ParsedResult]) -> int:
-        # A savepoint inside an upload's transaction; a transaction of its own for a live run.
-        with transaction.atomic():
-            return self._write_batch_now(batch)
+    def _add_copy(self, results: Iterable[ParsedResult], undo: _Undo, metrics: dict[str, list[float]]) -> int:
+        stored = 0
+        with connection.cursor() as cursor, connection.wrap_database_errors:
+            raw = cursor.cursor  # the psycopg 3 cursor under Django's wrapper
+            if not self._preloaded:
+                self._preload_cases(raw)
+            worker = _CopyWorker(raw.connection)
+            try:
+                batch: list[ParsedResult] = []
+                append = batch.append
+                size = 0
+                for result in results:
+                    append(result)
+                    size += len(result.details)
+                    if len(batch) >= BATCH_SIZE or size >= BATCH_CHARS:
+                        stored += self._copy_batch(raw, worker, batch, undo, metrics)
+                        batch = []
+                        append = batch.append
+                        size = 0
+                if batch:
+                    stored += self._copy_batch(raw, worker, batch, undo, metrics)
+                worker.finish()
+            except BaseException:
+                worker.stop()
+                raise
+            finally:
+                self._spare_ids = None  # ids of a future batch: not needed by the next call
+        return stored
 
-    def _write_batch_now(self, batch: list[ParsedResult]) -> int:
-        case_ids = self._resolve_cases(batch)
-        signature_ids = self._resolve_signatures(batch)
-        rows = []
+    def _preload_cases(self, raw: Any) -> None:
+        """Read every case of a small environment once; a big one is asked batch by batch."""
+        self._preloaded = True
+        table = TestCase._meta.db_table
+        env_id = self.environment.pk
+        raw.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE environment_id = %s LIMIT %s) AS c",
+            (env_id, PRELOAD_LIMIT + 1),
+        )
+        if raw.fetchone()[0] > PRELOAD_LIMIT:
+            return
+        raw.execute(f"SELECT nodeid_hash, id, priority FROM {table} WHERE environment_id = %s", (env_id,))
+        self._remember_cases(raw.fetchall())
+        self._all_cases_known = True
+
+    def _remember_cases(self, rows: list[tuple[str, int, str]]) -> None:
+        known = self.case_ids
+        for key, pk, priority in rows:
+            known[key] = pk
+            if priority:
+                self._prioritized_ids.add(pk)
+
+    def _copy_batch(
+        self, raw: Any, worker: _CopyWorker, batch: list[ParsedResult], undo: _Undo, metrics: dict[str, list[float]]
+    ) -> int:
+        """Queue a batch's new cases and its results for the COPY thread."""
+        case_ids = self._copy_cases(raw, worker, batch, undo)
+        signature_ids = self._resolve_signatures(batch, undo)
+        limit = self.suspect_limit
+        prefix = f"{self.run.pk}\t"
+        lines: list[str] = []
+        add_line = lines.append
+        plain = _plain
+        collect = self._collect_metrics
+        dumps = json.dumps
+        for result, case_id in zip(batch, case_ids, strict=True):
+            duration = result.duration
+            outcome = result.outcome
+            nulls = 0
+            if duration is None:
+                took = "\\N"
+                suspect = "f"
+                nulls = 1
+            else:
+                took = repr(duration)
+                suspect = "t" if limit is not None and duration < limit and outcome in _TIMED else "f"
+            props = result.properties
+            if props:
+                collect(props, metrics)
+                props_text = dumps(props)
+            else:
+                props_text = "\\N"
+                nulls += 1
+            sig = signature_ids.get(id(result)) if outcome in _FAILING else None
+            if sig is None:
+                nulls += 1
+            line = (
+                f"{prefix}{case_id}\t{outcome}\t{took}\t{suspect}\t{result.phase}\t{result.message}\t"
+                f"{result.details}\t{'\\N' if sig is None else sig}\t{props_text}\n"
+            )
+            if not plain(line, 9, nulls):
+                line = (
+                    f"{prefix}{case_id}\t{outcome}\t{took}\t{suspect}\t{_copy_field(result.phase)}\t"
+                    f"{_copy_field(result.message)}\t{_copy_field(result.details)}\t"
+                    f"{'\\N' if sig is None else sig}\t{_copy_field(props_text) if props else props_text}\n"
+                )
+            add_line(line)
+        worker.copy(f"COPY {TestResult._meta.db_table} ({_RESULT_COLUMNS}) FROM STDIN", _copy_bytes(lines))
+        return len(batch)
+
+    def _copy_cases(self, raw: Any, worker: _CopyWorker, batch: list[ParsedResult], undo: _Undo) -> list[int]:
+        """The case id of every result: known ones from the cache or the database, new ones created.
+
+        New ids are taken from the table's sequence (reserved a batch ahead, by the COPY thread), so
+        the new cases go in with one COPY and their results can name them at once. Two uploads adding
+        the same new test at the same moment make the later one fail its unique check;
+        ``ingest_file`` then retries it once, when the case exists.
+        """
+        known = self.case_ids
+        sha1 = hashlib.sha1
+        keys: list[str] = []
+        missing: dict[str, ParsedResult] = {}
+        for result in batch:
+            nodeid = result.nodeid
+            if "\x00" in nodeid or not nodeid.isascii():
+                nodeid = result.nodeid = clean_text(nodeid)
+                key = identity_hash(nodeid)
+            else:
+                key = sha1(nodeid.encode()).hexdigest()
+            keys.append(key)
+            if key not in known and key not in missing:
+                missing[key] = result
+        if missing and not self._all_cases_known:
+            raw.execute(
+                f"SELECT nodeid_hash, id, priority FROM {TestCase._meta.db_table} "
+                "WHERE environment_id = %s AND nodeid_hash = ANY(%s)",
+                (self.environment.pk, list(missing)),
+            )
+            found = raw.fetchall()
+            self._remember_cases(found)
+            for key, _pk, _priority in found:
+                undo.cases.append(key)
+                del missing[key]
+        if missing:
+            self._create_cases(raw, worker, missing, undo)
+        if not self.prioritized:
+            prioritized = self._prioritized_ids
+            if prioritized:
+                self.prioritized = any(known[key] in prioritized for key in keys)
+        return [known[key] for key in keys]
+
+    def _take_ids(self, raw: Any, worker: _CopyWorker, count: int) -> list[int]:
+        """``count`` new case ids; then reserves as many for the next batch, on the COPY thread."""
+        if self._case_sequence is None:
+            raw.execute("SELECT pg_get_serial_sequence(%s, 'id')", (TestCase._meta.db_table,))
+            self._case_sequence = raw.fetchone()[0]
+        spare = self._spare_ids
+        ids = [row[0] for row in spare.result()] if spare is not None else []
+        if len(ids) < count:
+            raw.execute(_NEXTVAL, (self._case_sequence, count - len(ids)))
+            ids += [row[0] for row in raw.fetchall()]
+        # A batch that creates cases is usually followed by another one: its ids are ready when it is.
+        self._spare_ids = worker.call(_NEXTVAL, (self._case_sequence, count))
+        return ids[:count]
+
+    def _create_cases(self, raw: Any, worker: _CopyWorker, missing: dict[str, ParsedResult], undo: _Undo) -> None:
+        ids = self._take_ids(raw, worker, len(missing))
+        head = f"\t{self.environment.pk}\t"
+        now = timezone.now().isoformat()
+        known = self.case_ids
+        lines: list[str] = []
+        add_line = lines.append
+        plain = _plain
+        classify = self._classify
+        prioritized = self._prioritized_ids
+        dumps = json.dumps
+        for pk, (key, result) in zip(ids, missing.items(), strict=False):
+            nodeid, markers, file = result.nodeid, result.markers, result.file
+            priority, area_id = classify(nodeid, markers)
+            if priority:
+                prioritized.add(pk)
+            area = "\\N" if area_id is None else area_id
+            marks = dumps(list(markers)) if markers else "[]"
+            name = result.name or nodeid
+            module = file or (nodeid.split("::", 1)[0] if "::" in nodeid else "")
+            line = f"{pk}{head}{nodeid}\t{key}\t{name}\t{file}\t{module}\t{priority}\t{area}\t{marks}\t{now}\n"
+            if not plain(line, 10, area_id is None):
+                line = (
+                    f"{pk}{head}{_copy_field(nodeid)}\t{key}\t{_copy_field(name)}\t{_copy_field(file)}\t"
+                    f"{_copy_field(module)}\t{_copy_field(priority)}\t{area}\t{_copy_field(marks)}\t{now}\n"
+                )
+            add_line(line)
+            known[key] = pk
+            undo.cases.append(key)
+        worker.copy(f"COPY {TestCase._meta.db_table} ({_CASE_COLUMNS}) FROM STDIN", _copy_bytes(lines))
+
+    def _classify(self, nodeid: str, markers: tuple[str, ...]) -> tuple[str, int | None]:
+        memo = self._by_markers
+        if memo is not None:
+            found = memo.get(markers)
+            if found is None:
+                if len(memo) > _MEMO_LIMIT:
+                    memo.clear()
+                cls = self.classifier.classify(nodeid, markers)
+                found = memo[markers] = (cls.priority, cls.area_id)
+            return found
+        cls = self.classifier.classify(nodeid, markers)
+        return cls.priority, cls.area_id
+
+    # -- other databases: bulk_create -----------------------------------------------------------------
+
+    def _add_orm(self, results: Iterable[ParsedResult], undo: _Undo, metrics: dict[str, list[float]]) -> int:
+        stored = 0
+        batch: list[ParsedResult] = []
+        for result in results:
+            batch.append(result)
+            if len(batch) >= BATCH_SIZE:
+                stored += self._write_batch_orm(batch, undo, metrics)
+                batch = []
+        if batch:
+            stored += self._write_batch_orm(batch, undo, metrics)
+        return stored
+
+    def _write_batch_orm(self, batch: list[ParsedResult], undo: _Undo, metrics: dict[str, list[float]]) -> int:
+        case_ids = self._resolve_cases_orm(batch, undo)
+        signature_ids = self._resolve_signatures(batch, undo)
         run_id = self.run.pk
         limit = self.suspect_limit
+        rows = []
         for result, case_id in zip(batch, case_ids, strict=True):
             duration = result.duration
             suspect = bool(
                 limit is not None and duration is not None and duration < limit and result.outcome in _TIMED
             )
-            sig_id = signature_ids.get(id(result))
             props = result.properties or None
             if props:
-                self._collect_metrics(props)
+                self._collect_metrics(props, metrics)
             rows.append(
-                (
-                    run_id,
-                    case_id,
-                    str(result.outcome),
-                    duration,
-                    suspect,
-                    result.phase,
-                    clean_text(result.message),
-                    clean_text(result.details),
-                    sig_id,
-                    props,
+                TestResult(
+                    run_id=run_id,
+                    case_id=case_id,
+                    outcome=str(result.outcome),
+                    duration=duration,
+                    suspect=suspect,
+                    phase=result.phase,
+                    message=clean_text(result.message),
+                    details=clean_text(result.details),
+                    signature_id=signature_ids.get(id(result)),
+                    properties=props,
                 )
             )
-        if self.use_copy:
-            self._copy_results(rows)
-        else:
-            TestResult.objects.bulk_create(
-                [
-                    TestResult(
-                        run_id=r[0], case_id=r[1], outcome=r[2], duration=r[3], suspect=r[4], phase=r[5],
-                        message=r[6], details=r[7], signature_id=r[8], properties=r[9],
-                    )
-                    for r in rows
-                ],
-                batch_size=500,
-            )
-        self.count += len(rows)
+        TestResult.objects.bulk_create(rows, batch_size=500)
         return len(rows)
 
-    def _collect_metrics(self, props: dict[str, str]) -> None:
-        for name, value in props.items():
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                continue
-            if number == number and abs(number) != float("inf"):
-                self.metric_values.setdefault(name, []).append(number)
-
-    def _copy_results(self, rows: list[tuple]) -> None:
-        table = TestResult._meta.db_table
-        cols = "run_id, case_id, outcome, duration, suspect, phase, message, details, signature_id, properties"
-        with connection.cursor() as cursor:
-            raw = cursor.cursor  # the psycopg 3 cursor under Django's wrapper
-            with raw.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
-                for row in rows:
-                    if row[9] is not None:
-                        row = (*row[:9], json.dumps(row[9]))
-                    copy.write_row(row)
-
-    # -- test cases ---------------------------------------------------------------------------------
-
-    def _resolve_cases(self, batch: list[ParsedResult]) -> list[int]:
+    def _resolve_cases_orm(self, batch: list[ParsedResult], undo: _Undo) -> list[int]:
         hashes: list[str] = []
         missing: dict[str, ParsedResult] = {}
         known = self.case_ids
@@ -191,105 +529,88 @@ class ResultWriter:
             if key not in known and key not in missing:
                 missing[key] = result
         if missing:
-            self._load_or_create_cases(missing)
-        return [known[h] for h in hashes]
-
-    def _load_or_create_cases(self, missing: dict[str, ParsedResult]) -> None:
-        env_id = self.environment.pk
-        now = timezone.now()
-        rows = []
-        for key, result in missing.items():
-            cls = self.classifier.classify(result.nodeid, result.markers)
-            rows.append(
-                (
-                    env_id,
-                    result.nodeid,
-                    key,
-                    clean_text(result.name) or result.nodeid,
-                    clean_text(result.file),
-                    clean_text(module_of(result.nodeid, result.file)),
-                    cls.priority,
-                    cls.area_id,
-                    list(result.markers),
-                    now,
-                )
-            )
-        if self.use_copy:
-            self.case_ids.update(self._copy_cases(rows))
-            return
-        found = dict(
-            TestCase.objects.filter(environment_id=env_id, nodeid_hash__in=list(missing)).values_list("nodeid_hash", "id")
-        )
-        fields = ("environment_id", "nodeid", "nodeid_hash", "name", "file", "module", "priority", "area_id", "markers",
-                  "created_at")
-        new = [TestCase(**dict(zip(fields, row, strict=True))) for row in rows if row[2] not in found]
-        TestCase.objects.bulk_create(new, batch_size=500, ignore_conflicts=True)
-        if new:
-            found.update(
-                TestCase.objects.filter(environment_id=env_id, nodeid_hash__in=[c.nodeid_hash for c in new]).values_list(
+            env_id = self.environment.pk
+            found = dict(
+                TestCase.objects.filter(environment_id=env_id, nodeid_hash__in=list(missing)).values_list(
                     "nodeid_hash", "id"
                 )
             )
-        self.case_ids.update(found)
+            now = timezone.now()
+            new = []
+            for key, result in missing.items():
+                if key in found:
+                    continue
+                priority, area_id = self._classify(result.nodeid, result.markers)
+                new.append(
+                    TestCase(
+                        environment_id=env_id,
+                        nodeid=result.nodeid,
+                        nodeid_hash=key,
+                        name=clean_text(result.name) or result.nodeid,
+                        file=clean_text(result.file),
+                        module=clean_text(module_of(result.nodeid, result.file)),
+                        priority=priority,
+                        area_id=area_id,
+                        markers=list(result.markers),
+                        created_at=now,
+                    )
+                )
+            TestCase.objects.bulk_create(new, batch_size=500, ignore_conflicts=True)
+            if new:
+                found.update(
+                    TestCase.objects.filter(environment_id=env_id, nodeid_hash__in=[c.nodeid_hash for c in new]).values_list(
+                        "nodeid_hash", "id"
+                    )
+                )
+            known.update(found)
+            undo.cases.extend(found)
+        self.prioritized = True  # not tracked on this path: finish_run counts by priority
+        return [known[h] for h in hashes]
 
-    def _copy_cases(self, rows: list[tuple]) -> list[tuple[str, int]]:
-        """Read the ids of known cases, take ids for new ones from the sequence, COPY the new ones.
-
-        Three round trips per batch whatever its size. Two uploads adding the
-        same new test at the same moment make the later one fail its unique
-        check; ``ingest_file`` then retries it once, when the case exists.
-        """
-        table = TestCase._meta.db_table
-        cols = "id, environment_id, nodeid, nodeid_hash, name, file, module, priority, area_id, markers, created_at"
-        with connection.cursor() as cursor:
-            raw = cursor.cursor
-            raw.execute(
-                f"SELECT nodeid_hash, id FROM {table} WHERE environment_id = %s AND nodeid_hash = ANY(%s)",
-                (self.environment.pk, [row[2] for row in rows]),
-            )
-            found = raw.fetchall()
-            known = {h for h, _ in found}
-            new = [row for row in rows if row[2] not in known]
-            if not new:
-                return found
-            if self._case_sequence is None:
-                raw.execute("SELECT pg_get_serial_sequence(%s, 'id')", (table,))
-                self._case_sequence = raw.fetchone()[0]
-            raw.execute("SELECT nextval(%s::regclass) FROM generate_series(1, %s)", (self._case_sequence, len(new)))
-            ids = [r[0] for r in raw.fetchall()]
-            with raw.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
-                for pk, row in zip(ids, new, strict=True):
-                    markers = json.dumps(row[8]) if row[8] else "[]"
-                    copy.write_row((pk, *row[:8], markers, row[9]))
-                    found.append((row[2], pk))
-        return found
+    def _collect_metrics(self, props: dict[str, str], metrics: dict[str, list[float]]) -> None:
+        for name, value in props.items():
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                continue
+            if number == number and abs(number) != float("inf"):
+                metrics.setdefault(name, []).append(number)
 
     # -- signatures ---------------------------------------------------------------------------------
 
-    def _resolve_signatures(self, batch: list[ParsedResult]) -> dict[int, int]:
+    def _resolve_signatures(self, batch: list[ParsedResult], undo: _Undo) -> dict[int, int]:
         """Map id(result) → signature id for every failed or errored result of the batch."""
         wanted: dict[int, str] = {}
         new: dict[str, tuple[str, str, ParsedResult]] = {}
+        memo = self._fingerprints
         for result in batch:
             if result.outcome not in _FAILING:
                 continue
-            result.error_type = clean_text(result.error_type)
-            result.message = clean_text(result.message)
-            fp, normalized = fingerprint(result.error_type, result.message or clean_text(result.details[:500]))
+            result.error_type = error_type = clean_text(result.error_type)
+            result.message = message = clean_text(result.message)
+            text = message or clean_text(result.details[:500])
+            key = (error_type, text)
+            found = memo.get(key)
+            if found is None:
+                if len(memo) > _MEMO_LIMIT:
+                    memo.clear()
+                found = memo[key] = fingerprint(error_type, text)
+            fp = found[0]
             wanted[id(result)] = fp
             if fp not in self.signature_ids and fp not in new:
-                new[fp] = (normalized, result.error_type, result)
+                new[fp] = (found[1], error_type, result)
         if new:
-            self._load_or_create_signatures(new)
+            self._load_or_create_signatures(new, undo)
         return {key: self.signature_ids[fp] for key, fp in wanted.items()}
 
-    def _load_or_create_signatures(self, new: dict[str, tuple[str, str, ParsedResult]]) -> None:
+    def _load_or_create_signatures(self, new: dict[str, tuple[str, str, ParsedResult]], undo: _Undo) -> None:
         env_id = self.environment.pk
         existing = FailureSignature.objects.filter(environment_id=env_id, fingerprint__in=list(new)).values_list(
             "fingerprint", "id", "merged_into_id"
         )
         for fp, pk, merged_into in existing:
             self.signature_ids[fp] = self._follow_merges(merged_into) if merged_into else pk
+            undo.signatures.append(fp)
         to_create = []
         for fp, (normalized, error_type, result) in new.items():
             if fp in self.signature_ids:
@@ -313,7 +634,9 @@ class ResultWriter:
             created = FailureSignature.objects.filter(
                 environment_id=env_id, fingerprint__in=[s.fingerprint for s in to_create]
             ).values_list("fingerprint", "id")
-            self.signature_ids.update(created)
+            for fp, pk in created:
+                self.signature_ids[fp] = pk
+                undo.signatures.append(fp)
 
     @staticmethod
     def _follow_merges(pk: int) -> int:
@@ -402,6 +725,27 @@ def ingest_file(
     if size is not None and size > max_bytes:
         raise IngestError(source, f"file is larger than the limit of {max_bytes // (1024 * 1024)} MB")
     content_hash = file_sha256(fileobj)
+    arguments = (fileobj, source, session_slug, cycle_number, environment_name, user, origin, max_bytes, content_hash)
+    try:
+        return _ingest_once(*arguments)
+    except IntegrityError:
+        # Another upload or run created one of this file's new test cases (or the same run) at the
+        # same moment: everything of this attempt was rolled back, and a second one finds the rows.
+        fileobj.seek(0)
+        return _ingest_once(*arguments)
+
+
+def _ingest_once(
+    fileobj: BinaryIO,
+    source: str,
+    session_slug: str,
+    cycle_number: int | None,
+    environment_name: str | None,
+    user,  # noqa: ANN001
+    origin: str,
+    max_bytes: int,
+    content_hash: str,
+) -> IngestOutcome:
     with transaction.atomic():
         session = resolve_session(session_slug, environment_name)
         existing = TestRun.objects.filter(session=session, content_hash=content_hash).first()

@@ -186,9 +186,7 @@ def _selection(rerun_of: TestRun | None, scope: str, case_ids: Iterable[object] 
         if missing:
             shown = ", ".join(map(str, missing[:10]))
             raise Refused(f"test ids not in run {rerun_of.pk}: {shown}", 400)
-    unsafe = [
-        n for n in TestCase.objects.filter(pk__in=chosen).values_list("nodeid", flat=True) if not safe_nodeid(n)
-    ]
+    unsafe = [n for n in TestCase.objects.filter(pk__in=chosen).values_list("nodeid", flat=True) if not safe_nodeid(n)]
     if unsafe:
         raise Refused(f"refusing to pass these node ids to pytest: {unsafe[:3]!r}", 400)
     return chosen
@@ -809,7 +807,9 @@ def reap_deployments(queryset, *, cutoff=None) -> int:  # noqa: ANN001
             note += "; its orphaned process group was killed"
         if deployment.log_path:
             runners.append_log(Path(deployment.log_path), note)
-        Deployment.objects.filter(pk=deployment.pk).update(log_tail=(deployment.log_tail + f"\n[loopdash] {note}")[-20000:])
+        Deployment.objects.filter(pk=deployment.pk).update(
+            log_tail=(deployment.log_tail + f"\n[loopdash] {note}")[-20000:]
+        )
         deployment.refresh_from_db()
         cancel_waiting_runs(deployment)
         reaped += 1
@@ -850,9 +850,11 @@ def reap_lost(*, bound_s: float | None = None) -> dict[str, int]:
         finish_run(run, None, None, status=run.status)
     lost_deployments = reap_deployments(Deployment.objects.all(), cutoff=cutoff)
     orphaned = 0
-    for deployment in Deployment.objects.filter(
-        status__in=DEPLOY_FINAL, runs__status=WorkStatus.QUEUED
-    ).exclude(status=WorkStatus.SUCCEEDED).distinct():
+    for deployment in (
+        Deployment.objects.filter(status__in=DEPLOY_FINAL, runs__status=WorkStatus.QUEUED)
+        .exclude(status=WorkStatus.SUCCEEDED)
+        .distinct()
+    ):
         orphaned += cancel_waiting_runs(deployment)
     if lost_runs or lost_deployments:
         log.warning("reaper: %s run(s) and %s deployment(s) lost", lost_runs, lost_deployments)

@@ -44,9 +44,7 @@ def _rerun(session: LoopSession, payload: dict) -> TestRun | None:
     return run
 
 
-def trigger_from_request(
-    slug: str, payload: dict, user: object, *, source: str = TestRun.Source.API
-) -> dict[str, int]:
+def trigger_from_request(slug: str, payload: dict, user: object, *, source: str = TestRun.Source.API) -> dict[str, int]:
     """Queue a deploy, a test run or a cycle for session ``slug``; return the ids of the queued rows."""
     if not isinstance(payload, dict):
         raise TriggerError("the request must be a JSON object", 400)

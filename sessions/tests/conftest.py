@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sessions import roles
+from sessions import roles  # noqa: E402  (needs Django settings; pytest-django provides them)
 
 
 @pytest.fixture

@@ -31,12 +31,10 @@ KNOWN_BUGS: dict[str, str] = {
         "canonical 'start_agent' works) -> error event unknown_message_type"
     ),
     "stream_finalizer_never_completes": (
-        "streaming runs send partial_result chunks but never agent_completed "
-        "-> clients time out"
+        "streaming runs send partial_result chunks but never agent_completed -> clients time out"
     ),
     "jwt_secret_mismatch_e2e_tokens": (
-        "tokens of kind 'e2e' are verified with a legacy secret -> HTTP 403 "
-        "'Token validation failed'"
+        "tokens of kind 'e2e' are verified with a legacy secret -> HTTP 403 'Token validation failed'"
     ),
     "api_v1_routes_missing": "/api/v1/* HTTP routes are not mounted -> 404",
     "context_isolation_not_deployed": (
@@ -44,8 +42,7 @@ KNOWN_BUGS: dict[str, str] = {
         "early-return then 'pass' in 0.00s without doing anything"
     ),
     "thread_history_shared_between_users": (
-        "threads and user contexts live in one shared store -> users see "
-        "each other's threads and run counters"
+        "threads and user contexts live in one shared store -> users see each other's threads and run counters"
     ),
     "agent_status_snapshot_race": (
         "list_agents(include_status) sometimes returns a half-refreshed "

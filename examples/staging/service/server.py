@@ -39,7 +39,7 @@ import sys
 import time
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -82,14 +82,19 @@ def _env_float(name: str, default: float) -> float:
 
 @dataclass(frozen=True)
 class Settings:
-    """Runtime knobs; latencies are small sleeps so tests have real, non-zero timings."""
+    """Runtime knobs.
+
+    The latencies are small sleeps standing in for network and backend round
+    trips: they make every real test take >= ~6 ms, so the only tests that
+    report 0.00s are the ones that really did nothing (the suspect ones).
+    """
 
     host: str = "127.0.0.1"
     port: int = 8765
     secret: str = DEFAULT_SECRET
-    step_s: float = 0.0015
-    auth_delay_s: float = 0.002
-    api_delay_s: float = 0.002
+    step_s: float = 0.0005
+    auth_delay_s: float = 0.005
+    api_delay_s: float = 0.005
     flake_rate: float = 0.35
     flake_seed: int = 0
 
@@ -101,9 +106,9 @@ class Settings:
             host=host,
             port=port,
             secret=os.environ.get("STAGING_JWT_SECRET") or DEFAULT_SECRET,
-            step_s=_env_float("STAGING_AGENT_STEP_MS", 1.5) / 1000,
-            auth_delay_s=_env_float("STAGING_AUTH_DELAY_MS", 2.0) / 1000,
-            api_delay_s=_env_float("STAGING_API_DELAY_MS", 2.0) / 1000,
+            step_s=_env_float("STAGING_AGENT_STEP_MS", 0.5) / 1000,
+            auth_delay_s=_env_float("STAGING_AUTH_DELAY_MS", 5.0) / 1000,
+            api_delay_s=_env_float("STAGING_API_DELAY_MS", 5.0) / 1000,
             flake_rate=_env_float("STAGING_FLAKE_RATE", 0.35),
             flake_seed=int(seed_raw) if seed_raw else time.time_ns() % 2**32,
         )
@@ -318,7 +323,9 @@ class StagingService:
                     return proto[4:], "subprotocol"
         return None, "none"
 
-    def select_subprotocol(self, connection: ServerConnection, subprotocols: list[Subprotocol]) -> Subprotocol | None:
+    def select_subprotocol(
+        self, connection: ServerConnection, subprotocols: Sequence[Subprotocol]
+    ) -> Subprotocol | None:
         """Echo the ``jwt.<token>`` subprotocol back, as browsers require."""
         for proto in subprotocols:
             if proto.startswith("jwt."):
@@ -332,6 +339,7 @@ class StagingService:
         is_upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
         if not is_upgrade:
             if path == "/ws":
+                await asyncio.sleep(self.settings.api_delay_s)
                 return None  # websockets answers 426 Upgrade Required
             return await self._serve_http(path)
         if path != "/ws":
@@ -584,7 +592,8 @@ class StagingService:
             await self._send(ws, {"type": "agent_started", **base, "timestamp": time.time(), "stream": stream})
             await asyncio.sleep(step)
             await self._send(
-                ws, {"type": "agent_thinking", **base, "timestamp": time.time(), "thought": agents.thinking(spec, message)}
+                ws,
+                {"type": "agent_thinking", **base, "timestamp": time.time(), "thought": agents.thinking(spec, message)},
             )
             await asyncio.sleep(step)
             call_id = f"call-{uuid.uuid4().hex[:8]}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from staging_client import AGENT_TOOLS, AGENTS, http_get
+from staging_client import AGENT_TOOLS, AGENTS, RecordProperty, http_get
 
 pytestmark = [pytest.mark.p2, pytest.mark.area_api]
 
@@ -19,7 +19,7 @@ TIMED_PATHS = ["/health", "/api/health", "/api/agents", "/api/tools"]
 
 
 @pytest.mark.parametrize("path", ["/health", "/api/health"])
-def test_health_endpoint(path: str, record_property) -> None:
+def test_health_endpoint(path: str, record_property: RecordProperty) -> None:
     """Health answers 200 JSON with status ok."""
     result = http_get(path)
     record_property("api_response_ms", round(result.elapsed_ms, 3))
@@ -37,7 +37,7 @@ def test_health_reports_revision_and_commit() -> None:
 
 
 @pytest.mark.parametrize("path", API_PATHS)
-def test_api_endpoints(path: str, record_property) -> None:
+def test_api_endpoints(path: str, record_property: RecordProperty) -> None:
     """Every /api route answers 200 with JSON."""
     result = http_get(path)
     record_property("api_response_ms", round(result.elapsed_ms, 3))
@@ -46,7 +46,7 @@ def test_api_endpoints(path: str, record_property) -> None:
 
 
 @pytest.mark.parametrize("path", API_V1_PATHS)
-def test_api_v1_endpoints(path: str, record_property) -> None:
+def test_api_v1_endpoints(path: str, record_property: RecordProperty) -> None:
     """Every versioned /api/v1 route the frontend uses answers 200."""
     result = http_get(path)
     record_property("api_response_ms", round(result.elapsed_ms, 3))
@@ -65,7 +65,7 @@ def test_critical_api_endpoints() -> None:
 
 @pytest.mark.parametrize("attempt", range(1, 6))
 @pytest.mark.parametrize("path", TIMED_PATHS)
-def test_api_response_time_budget(path: str, attempt: int, record_property) -> None:
+def test_api_response_time_budget(path: str, attempt: int, record_property: RecordProperty) -> None:
     """Each call stays well under the 500 ms budget (api_response_ms metric)."""
     result = http_get(path)
     record_property("api_response_ms", round(result.elapsed_ms, 3))

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from staging_client import AGENTS, CRITICAL_EVENTS, USERS, StagingConnection
+from staging_client import AGENTS, CRITICAL_EVENTS, USERS, RecordProperty, StagingConnection
 from websockets.exceptions import ConnectionClosed
 
 pytestmark = [pytest.mark.p2, pytest.mark.area_events]
@@ -40,7 +40,7 @@ def test_client_close_mid_run_does_not_break_server(agent: str) -> None:
 
 
 @pytest.mark.parametrize("count", [1, 3, 5, 10, 20])
-def test_protocol_ping_frames(connect: Connect, count: int, record_property) -> None:
+def test_protocol_ping_frames(connect: Connect, count: int, record_property: RecordProperty) -> None:
     """WebSocket control-frame pings are answered (keepalive works)."""
     conn = connect()
     started = time.perf_counter()

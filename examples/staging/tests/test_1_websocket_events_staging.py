@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from staging_client import AGENT_TOOLS, AGENTS, CRITICAL_EVENTS, PROMPTS, USERS, StagingConnection
+from staging_client import AGENT_TOOLS, AGENTS, CRITICAL_EVENTS, PROMPTS, USERS, RecordProperty, StagingConnection
 
 pytestmark = [pytest.mark.p2, pytest.mark.area_events]
 
@@ -19,7 +19,9 @@ Connect = Callable[..., StagingConnection]
 
 @pytest.mark.parametrize("prompt", sorted(PROMPTS))
 @pytest.mark.parametrize("agent", AGENTS)
-def test_five_critical_events_in_order(connect: Connect, agent: str, prompt: str, record_property) -> None:
+def test_five_critical_events_in_order(
+    connect: Connect, agent: str, prompt: str, record_property: RecordProperty
+) -> None:
     """All five events arrive exactly once, in the contract order."""
     conn = connect()
     run = conn.run_agent(agent, PROMPTS[prompt])
@@ -74,7 +76,7 @@ def test_event_timestamps_monotonic(connect: Connect, agent: str) -> None:
 
 
 @pytest.mark.parametrize("user", USERS)
-def test_connection_established_event(connect: Connect, user: str, record_property) -> None:
+def test_connection_established_event(connect: Connect, user: str, record_property: RecordProperty) -> None:
     """The greeting identifies the user and the connection."""
     conn = connect(user)
     record_property("ws_latency_ms", round(conn.connect_ms, 3))

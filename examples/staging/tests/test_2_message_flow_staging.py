@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from staging_client import AGENTS, CRITICAL_EVENTS, PROMPTS, USERS, StagingConnection
+from staging_client import AGENTS, CRITICAL_EVENTS, PROMPTS, USERS, RecordProperty, StagingConnection
 
 pytestmark = [pytest.mark.p2, pytest.mark.area_chat]
 
@@ -35,7 +35,7 @@ ECHO_PAYLOADS: dict[str, Any] = {
 
 @pytest.mark.parametrize("size", list(PAYLOAD_SIZES))
 @pytest.mark.parametrize("user", USERS)
-def test_ping_roundtrip(connect: Connect, user: str, size: str, record_property) -> None:
+def test_ping_roundtrip(connect: Connect, user: str, size: str, record_property: RecordProperty) -> None:
     """A ping of each size comes back intact; latency is recorded as a metric."""
     conn = connect(user)
     payload = "x" * PAYLOAD_SIZES[size]
@@ -126,10 +126,12 @@ def test_pipelined_messages_same_connection(connect: Connect, agent: str, follow
         conn.send({"type": "execute_agent", "agent": agent, "message": "second", "id": "run-b"})
         wanted = {("agent_completed", "run-a"), ("agent_completed", "run-b")}
     seen: set[tuple[str, str]] = set()
-    conn.collect(
-        lambda e: (seen.add((e["type"], e.get("request_id"))), wanted <= seen)[1],
-        what=" and ".join(sorted(t for t, _ in wanted)),
-    )
+
+    def all_replies_in(event: dict[str, Any]) -> bool:
+        seen.add((str(event["type"]), str(event.get("request_id"))))
+        return wanted <= seen
+
+    conn.collect(all_replies_in, what=" and ".join(sorted(t for t, _ in wanted)))
     assert wanted <= seen
 
 

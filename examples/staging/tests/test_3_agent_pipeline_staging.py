@@ -10,7 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from staging_client import AGENT_TOOLS, AGENTS, CRITICAL_EVENTS, PROMPTS, USERS, StagingConnection, sha16
+from staging_client import (
+    AGENT_TOOLS,
+    AGENTS,
+    CRITICAL_EVENTS,
+    PROMPTS,
+    USERS,
+    RecordProperty,
+    StagingConnection,
+    sha16,
+)
 
 pytestmark = [pytest.mark.p2, pytest.mark.area_chat]
 
@@ -21,7 +30,7 @@ MESSAGE_SIZES = {"10": 10, "1k": 1_000, "10k": 10_000, "100k": 100_000}
 
 @pytest.mark.parametrize("user", USERS)
 @pytest.mark.parametrize("agent", AGENTS)
-def test_execute_agent_returns_result(connect: Connect, agent: str, user: str, record_property) -> None:
+def test_execute_agent_returns_result(connect: Connect, agent: str, user: str, record_property: RecordProperty) -> None:
     """execute_agent completes with a result addressed to the right user."""
     conn = connect(user)
     message = f"{user} asks {agent} for a status update"

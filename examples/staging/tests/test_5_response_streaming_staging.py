@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from staging_client import CRITICAL_EVENTS, StagingConnection
+from staging_client import CRITICAL_EVENTS, RecordProperty, StagingConnection
 
 pytestmark = [pytest.mark.p2, pytest.mark.area_streaming]
 
@@ -32,7 +32,7 @@ def test_stream_partial_chunks_arrive(connect: Connect) -> None:
     assert len(chunks) >= 2
 
 
-def test_stream_first_chunk_latency(connect: Connect, record_property) -> None:
+def test_stream_first_chunk_latency(connect: Connect, record_property: RecordProperty) -> None:
     """The first chunk arrives quickly (recorded as ws_latency_ms)."""
     conn = connect()
     run = conn.run_agent("data_helper", STREAM_PROMPT, msg_type="start_agent", stream=True, until="partial_result")

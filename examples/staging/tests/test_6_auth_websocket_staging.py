@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from staging_client import USERS, HandshakeRejected, StagingConnection, mint_token
+from staging_client import USERS, HandshakeRejected, RecordProperty, StagingConnection, mint_token
 
 pytestmark = [pytest.mark.p2, pytest.mark.area_auth]
 
@@ -42,7 +42,7 @@ BAD_TOKEN_CASES = list(_bad_tokens())
 @pytest.mark.parametrize("user", USERS)
 @pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("kind", KINDS)
-def test_token_accepted(kind: str, transport: str, user: str, record_property) -> None:
+def test_token_accepted(kind: str, transport: str, user: str, record_property: RecordProperty) -> None:
     """Valid tokens of every kind work over every transport."""
     with StagingConnection.open(user, kind=kind, transport=transport) as conn:
         record_property("ws_latency_ms", round(conn.connect_ms, 3))

@@ -31,7 +31,7 @@ def test_threads_not_visible_to_other_user(
     thread = alice.request({"type": "create_thread", "title": "alice private"}, "thread_created")
     alice.run_agent(agent, "confidential numbers", thread_id=thread["thread_id"])
     listed = bob.request({"type": "list_threads"}, "threads")["threads"]
-    assert thread["thread_id"] not in {t["thread_id"] for t in listed}
+    assert thread["thread_id"] not in {t["thread_id"] for t in listed}, "another user's thread is listed"
     error = bob.request_error({"type": "get_thread", "thread_id": thread["thread_id"], "id": "peek"})
     assert error["code"] == "thread_not_found"
 
@@ -46,7 +46,7 @@ def test_fresh_user_context_is_empty(
     connect(unique_user("neighbour")).run_agent(agent, "neighbour activity")
     fresh = connect(unique_user("fresh"))
     context = fresh.request({"type": "get_user_context"}, "user_context")
-    assert context["runs"] == 0
+    assert context["runs"] == 0, f"a fresh user's context already counts {context['runs']} runs"
     assert context["threads"] == 0
     assert context["last_agent"] is None
 
@@ -63,5 +63,5 @@ def test_context_counts_only_own_runs(
     me.run_agent(agent, "first")
     me.run_agent(agent, "second")
     context = me.request({"type": "get_user_context"}, "user_context")
-    assert context["runs"] == 2
+    assert context["runs"] == 2, f"context counts {context['runs']} runs, expected the user's own 2"
     assert context["last_agent"] == agent

@@ -13,9 +13,27 @@ pytestmark = [pytest.mark.p2, pytest.mark.area_agents]
 Connect = Callable[..., StagingConnection]
 
 TRIAGE_CASES = {
-    "billing": ["Why is the invoice higher?", "Reduce our cloud spend", "What's the budget left?", "price per token", "Cost of the A100 pool"],
-    "performance": ["The API is slow", "p99 latency spiked", "GPU utilisation dropped", "throughput regression", "requests hit a timeout"],
-    "data": ["Which table holds usage?", "run a query for last week", "how many rows were ingested?", "metric definitions please", "share the dataset"],
+    "billing": [
+        "Why is the invoice higher?",
+        "Reduce our cloud spend",
+        "What's the budget left?",
+        "price per token",
+        "Cost of the A100 pool",
+    ],
+    "performance": [
+        "The API is slow",
+        "p99 latency spiked",
+        "GPU utilisation dropped",
+        "throughput regression",
+        "requests hit a timeout",
+    ],
+    "data": [
+        "Which table holds usage?",
+        "run a query for last week",
+        "how many rows were ingested?",
+        "metric definitions please",
+        "share the dataset",
+    ],
     "general": ["hello there", "who are you?", "thanks!", "tell me a joke", "good morning team"],
 }
 
@@ -54,7 +72,9 @@ def test_report_sections_match_lines(connect: Connect, lines: int) -> None:
 
 
 @pytest.mark.parametrize("variant", ["plain", "with-detail"])
-@pytest.mark.parametrize("target", ["triage_agent", "data_helper", "optimization_agent", "reporting_agent", "research_agent"])
+@pytest.mark.parametrize(
+    "target", ["triage_agent", "data_helper", "optimization_agent", "reporting_agent", "research_agent"]
+)
 def test_delegate_target_parsing(connect: Connect, target: str, variant: str) -> None:
     """The supervisor parses ``delegate:<agent>`` with or without extra text."""
     conn = connect()
@@ -64,7 +84,8 @@ def test_delegate_target_parsing(connect: Connect, target: str, variant: str) ->
 
 
 @pytest.mark.parametrize(
-    "query", ["kubernetes autoscaling", "spot instances", "A100 vs H100", "token pricing", "cache hit ratio", "SLO burn rate"]
+    "query",
+    ["kubernetes autoscaling", "spot instances", "A100 vs H100", "token pricing", "cache hit ratio", "SLO burn rate"],
 )
 def test_search_hits_deterministic(connect: Connect, query: str) -> None:
     """search_corpus answers the same query identically on two runs."""

@@ -19,6 +19,7 @@ from staging_client import (
     AGENTS,
     CRITICAL_EVENTS,
     HandshakeRejected,
+    RecordProperty,
     StagingConnection,
     http_get,
     mint_token,
@@ -32,7 +33,7 @@ GOLDEN_PROMPT = "Our GPU bill jumped 30% -- what changed and what should we do?"
 
 
 @pytest.mark.area_events
-def test_001_websocket_connection_real(connect: Connect, record_property) -> None:
+def test_001_websocket_connection_real(connect: Connect, record_property: RecordProperty) -> None:
     """A browser-style connection (subprotocol auth) opens and answers a ping."""
     conn = connect("staging-e2e-user-001", transport="subprotocol")
     record_property("ws_latency_ms", round(conn.connect_ms, 3))
@@ -50,7 +51,7 @@ def test_002_websocket_authentication_real(connect: Connect) -> None:
 
 
 @pytest.mark.area_chat
-def test_003_websocket_message_send_real(connect: Connect, record_property) -> None:
+def test_003_websocket_message_send_real(connect: Connect, record_property: RecordProperty) -> None:
     """A message round trip over the header-authenticated socket."""
     conn = connect("staging-e2e-user-003")
     pong, latency_ms = conn.ping({"probe": "p1"})
@@ -80,7 +81,7 @@ def test_005_agent_discovery_real(connect: Connect) -> None:
 
 
 @pytest.mark.area_api
-def test_006_agent_configuration_real(record_property) -> None:
+def test_006_agent_configuration_real(record_property: RecordProperty) -> None:
     """Each agent's configuration is served by the API."""
     for agent, tool in AGENT_TOOLS.items():
         result = http_get(f"/api/agents/{agent}")
@@ -90,7 +91,7 @@ def test_006_agent_configuration_real(record_property) -> None:
 
 
 @pytest.mark.area_chat
-def test_007_agent_execution_endpoints_real(connect: Connect, record_property) -> None:
+def test_007_agent_execution_endpoints_real(connect: Connect, record_property: RecordProperty) -> None:
     """execute_agent, the frontend's message type, runs the full pipeline."""
     run = connect("staging-e2e-user-001").run_agent("triage_agent", GOLDEN_PROMPT)
     record_property("agent_run_ms", round(run.elapsed_ms, 3))
@@ -123,7 +124,7 @@ def test_010_tool_execution_endpoints_real() -> None:
 
 
 @pytest.mark.area_chat
-def test_011_agent_performance_real(connect: Connect, record_property) -> None:
+def test_011_agent_performance_real(connect: Connect, record_property: RecordProperty) -> None:
     """A full agent run (canonical start_agent) completes well within a second."""
     run = connect().run_agent("data_helper", GOLDEN_PROMPT, msg_type="start_agent")
     record_property("agent_run_ms", round(run.elapsed_ms, 3))
@@ -191,17 +192,19 @@ def test_018_error_event_for_unknown_agent_real(connect: Connect) -> None:
 
 
 @pytest.mark.area_isolation
-def test_019_user_context_isolation_real(connect: Connect, unique_user, staging_features) -> None:
+def test_019_user_context_isolation_real(
+    connect: Connect, unique_user: Callable[[str], str], staging_features: frozenset[str]
+) -> None:
     """Another user's context never shows my runs."""
     if "context_isolation" not in staging_features:
         return  # not deployed yet -- silent pass, flagged as suspect by duration
     connect(unique_user("p1-a")).run_agent("triage_agent", GOLDEN_PROMPT)
     context = connect(unique_user("p1-b")).request({"type": "get_user_context"}, "user_context")
-    assert context["runs"] == 0
+    assert context["runs"] == 0, f"a fresh user's context already counts {context['runs']} runs"
 
 
 @pytest.mark.area_api
-def test_020_health_endpoint_real(staging_health) -> None:
+def test_020_health_endpoint_real(staging_health: dict[str, object]) -> None:
     """/health names a revision and a 40-hex commit."""
     result = http_get("/health")
     assert result.status == 200
@@ -211,7 +214,7 @@ def test_020_health_endpoint_real(staging_health) -> None:
 
 
 @pytest.mark.area_api
-def test_021_api_latency_real(record_property) -> None:
+def test_021_api_latency_real(record_property: RecordProperty) -> None:
     """The agents API answers within budget."""
     result = http_get("/api/agents")
     record_property("api_response_ms", round(result.elapsed_ms, 3))
@@ -219,7 +222,7 @@ def test_021_api_latency_real(record_property) -> None:
 
 
 @pytest.mark.area_events
-def test_022_websocket_latency_real(connect: Connect, record_property) -> None:
+def test_022_websocket_latency_real(connect: Connect, record_property: RecordProperty) -> None:
     """Median ping latency over 5 pings stays under 100 ms."""
     conn = connect()
     latencies = sorted(conn.ping(i)[1] for i in range(5))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from staging_client import AGENTS, CRITICAL_EVENTS, USERS, StagingConnection, sha16
+from staging_client import AGENTS, CRITICAL_EVENTS, USERS, RecordProperty, StagingConnection, sha16
 
 pytestmark = [pytest.mark.p2, pytest.mark.area_chat]
 
@@ -39,7 +39,7 @@ USER_AGENTS = list(AGENTS)
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 @pytest.mark.parametrize("agent", AGENTS)
-def test_real_agent_scenario(connect: Connect, agent: str, scenario: str, record_property) -> None:
+def test_real_agent_scenario(connect: Connect, agent: str, scenario: str, record_property: RecordProperty) -> None:
     """Each agent answers each business scenario end to end."""
     conn = connect("staging-e2e-user-002")
     message = SCENARIOS[scenario]
