@@ -7,10 +7,22 @@ RunSignature rows) so that no page counts results on a request.
 from __future__ import annotations
 
 import hashlib
+import re
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.urls import reverse
+
+
+def validate_regex(value: str) -> None:
+    """Refuse a pattern that does not compile: ingestion compiles every category's pattern."""
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValidationError(f"Not a valid regular expression: {exc}") from exc
 
 
 def identity_hash(text: str) -> str:
@@ -102,12 +114,24 @@ class SuccessCriterion(models.Model):
     kind = models.CharField(max_length=20, choices=Kind, default=Kind.MANUAL)
     params = models.JSONField(default=dict, blank=True)
     done = models.BooleanField(default=False)
+    # Automatic kinds: the run that last ticked or unticked the item, and what it measured.
+    evaluated_run = models.ForeignKey(
+        "TestRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False
+    )
+    evaluated_at = models.DateTimeField(null=True, blank=True)
+    detail = models.CharField(max_length=300, blank=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    updated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["position", "id"]
 
     def __str__(self) -> str:
         return self.text
+
+    @property
+    def automatic(self) -> bool:
+        return self.kind != self.Kind.MANUAL
 
 
 class Cycle(models.Model):
@@ -317,11 +341,30 @@ class TestCase(models.Model):
     area = models.ForeignKey(BusinessArea, null=True, blank=True, on_delete=models.SET_NULL, related_name="cases")
     markers = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Flakiness, kept up to date by lifecycle.on_run_finished so that no page scans results for it.
+    # ``recent``: one letter per finished run that executed the test (P passed, F failed, E error), oldest
+    # first, at most 30; kept only for tests that have failed at least once (the others never flipped).
+    # Ingestion COPYs new cases without these columns: the database supplies their defaults.
+    recent = models.CharField(max_length=30, blank=True, db_default="")
+    flip_rate = models.FloatField(null=True, blank=True, help_text="Pass/fail changes over the recent runs, 0-1.")
+    flaky_key = models.CharField(
+        max_length=100, blank=True, db_default="", help_text="Revision on which it passed and failed."
+    )
+    flaky_run = models.ForeignKey(
+        "TestRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False
+    )
+    flaky_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
             # Ingestion looks cases up by (environment, hash of node id).
             models.UniqueConstraint(fields=["environment", "nodeid_hash"], name="case_unique_identity"),
+        ]
+        indexes = [
+            # Session page: the environment's flaky tests, most recently caught first.
+            models.Index(
+                fields=["environment", "-flaky_at"], name="case_env_flaky", condition=models.Q(flaky_at__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:
@@ -335,7 +378,11 @@ class SignatureCategory(models.Model):
     """An admin-defined label (infrastructure, product, test code...) matched by a regular expression."""
 
     name = models.CharField(max_length=100, unique=True)
-    pattern = models.CharField(max_length=500, help_text="Regular expression matched against the signature's text.")
+    pattern = models.CharField(
+        max_length=500,
+        validators=[validate_regex],
+        help_text="Regular expression matched against the signature's text. Saving re-labels every signature.",
+    )
     position = models.PositiveIntegerField(default=0)
     colour = models.CharField(max_length=20, default="#6b7280")
 
@@ -387,6 +434,22 @@ class FailureSignature(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("signature_detail", args=[self.pk])
+
+
+class SignatureEvent(models.Model):
+    """What happened to a signature and who did it: title and status edits, merges, fix verdicts."""
+
+    signature = models.ForeignKey(FailureSignature, on_delete=models.CASCADE, related_name="events")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    at = models.DateTimeField(auto_now_add=True)
+    action = models.CharField(max_length=40)
+    detail = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} on {self.signature_id}"
 
 
 class RunSignature(models.Model):
@@ -551,3 +614,14 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.user})"
+
+
+@receiver(post_save, sender=SignatureCategory)
+@receiver(post_delete, sender=SignatureCategory)
+def _relabel_signatures(sender, **kwargs) -> None:  # noqa: ANN001, ANN003
+    """A category's pattern changed, or one was added or removed: label every signature again."""
+    if kwargs.get("raw"):
+        return  # loaddata: the fixture carries the labels
+    from .services.triage import apply_categories
+
+    apply_categories()

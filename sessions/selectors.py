@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, F, FilteredRelation, Max, Q, QuerySet, Sum
 from django.db.models.functions import Substr
 from django.http import QueryDict
 from django.shortcuts import get_object_or_404
 
-from .charts import CyclePoint
+from .charts import CyclePoint, DurationPoint, MetricPoint, Occurrence
 from .models import (
     Analysis,
+    AnalysisEdit,
     Cycle,
     Deployment,
     FailureSignature,
@@ -20,11 +21,15 @@ from .models import (
     LoopSession,
     Outcome,
     RunSignature,
+    SignatureEvent,
+    SuccessCriterion,
     TestCase,
     TestResult,
     TestRun,
     WorkStatus,
 )
+from .services.criteria import metric_status
+from .services.flaky import flip_rate
 
 
 def run_url(run: TestRun) -> str:
@@ -73,7 +78,7 @@ RUN_SUMMARY_FIELDS = (
     "id", "session_id", "cycle_id", "deployment_id", "label", "status", "source", "scope", "incomplete",
     "exitstatus", "created_at", "started_at", "finished_at", "rerun_of_id", "summary_written",
     "total", "passed", "failed", "errors", "skipped", "xfailed", "xpassed", "suspect",
-    "pass_rate", "duration_s", "mrr_at_risk", "by_priority",
+    "pass_rate", "duration_s", "mrr_at_risk", "by_priority", "metrics",
 )  # fmt: skip
 
 
@@ -343,26 +348,17 @@ def signature_samples(signature: FailureSignature, limit: int = 10) -> list[Test
     )
 
 
-def signature_analyses(signature: FailureSignature) -> list[Analysis]:
-    return list(signature.analyses.select_related("author").prefetch_related("steps", "fixes").order_by("created_at"))
+def signature_analyses(signature: FailureSignature, merged_ids: list[int] | None = None) -> list[Analysis]:
+    """The signature's analyses and those of signatures merged into it, oldest first (three queries)."""
+    from django.db.models import Prefetch
 
-
-def test_case_for_page(pk: int) -> TestCase:
-    return get_object_or_404(TestCase.objects.select_related("environment", "area"), pk=pk)
-
-
-def test_case_history(case: TestCase, limit: int = 50) -> list[TestResult]:
-    """The test's results across runs, newest run first (index result_case_run)."""
+    ids = [signature.pk, *(merged_ids or [])]
+    fixes = Fix.objects.select_related("deployment", "verified_by").order_by("created_at", "id")
     return list(
-        TestResult.objects.filter(case=case)
-        .select_related("run", "run__cycle", "run__session", "signature")
-        .only(
-            "id", "outcome", "duration", "suspect", "message", "run_id", "case_id", "signature_id",
-            "run__id", "run__label", "run__created_at", "run__status",
-            "run__cycle__id", "run__cycle__number", "run__session__id", "run__session__slug", "run__session__title",
-            "signature__id", "signature__title",
-        )
-        .order_by("-run_id", "-id")[:limit]
+        Analysis.objects.filter(signature_id__in=ids)
+        .select_related("author")
+        .prefetch_related("steps", Prefetch("fixes", queryset=fixes))
+        .order_by("created_at", "id")
     )
 
 
@@ -378,3 +374,547 @@ def deployment_runs(deployment: Deployment, limit: int = 20) -> list[TestRun]:
 
 def deployment_fixes(deployment: Deployment) -> list[Fix]:
     return list(deployment.fixes.select_related("analysis__signature").order_by("created_at"))
+
+
+def analysis_for_partial(pk: int) -> Analysis:
+    """One analysis with its steps and fixes, for the partial an edit answers with (three queries)."""
+    from django.db.models import Prefetch
+
+    fixes = Fix.objects.select_related("deployment", "verified_by").order_by("created_at", "id")
+    return get_object_or_404(
+        Analysis.objects.select_related("author", "signature").prefetch_related("steps", Prefetch("fixes", queryset=fixes)),
+        pk=pk,
+    )
+
+
+# -- signature page --------------------------------------------------------------------------------------
+
+HISTORY_LIMIT = 40
+
+
+def merged_into_signature(signature: FailureSignature, limit: int = 50) -> list[FailureSignature]:
+    return list(
+        FailureSignature.objects.filter(merged_into=signature)
+        .only("id", "title", "fingerprint", "error_type", "merged_into_id")
+        .order_by("id")[:limit]
+    )
+
+
+def signature_occurrences(signature: FailureSignature, limit: int = 120) -> list[Occurrence]:
+    """Failing results per (session, cycle), summed from RunSignature rows: no result is counted."""
+    rows = (
+        RunSignature.objects.filter(signature=signature)
+        .values("run__session__slug", "run__cycle__number")
+        .annotate(results=Sum("results"), runs=Count("id"), last=Max("run_id"))
+        .order_by("-last")[:limit]
+    )
+    out = [
+        Occurrence(session=r["run__session__slug"], cycle=r["run__cycle__number"], results=r["results"], runs=r["runs"])
+        for r in rows
+    ]
+    out.sort(key=lambda o: (o.session, o.cycle))
+    return out
+
+
+@dataclass(slots=True)
+class HitTest:
+    case_id: int
+    nodeid: str
+    module: str
+    results: int
+
+
+def signature_tests(signature: FailureSignature, *, sample: int = 2000, limit: int = 25) -> tuple[list[HitTest], list[tuple[str, int]]]:
+    """The tests and modules the signature hit among its latest ``sample`` results (one bounded query)."""
+    rows = (
+        TestResult.objects.filter(signature=signature)
+        .order_by("-run_id", "-id")
+        .values_list("case_id", "case__nodeid", "case__module")[:sample]
+    )
+    tests: dict[int, HitTest] = {}
+    modules: dict[str, int] = {}
+    for case_id, nodeid, module in rows:
+        hit = tests.get(case_id)
+        if hit is None:
+            hit = tests[case_id] = HitTest(case_id, nodeid, module, 0)
+        hit.results += 1
+        modules[module or "—"] = modules.get(module or "—", 0) + 1
+    ranked = sorted(tests.values(), key=lambda h: (-h.results, h.nodeid))[:limit]
+    return ranked, sorted(modules.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+
+
+def signature_traceback(signature: FailureSignature) -> TestResult | None:
+    """One full traceback: the latest result of the signature that has one."""
+    return (
+        TestResult.objects.filter(signature=signature)
+        .exclude(details="")
+        .select_related("case")
+        .only("id", "run_id", "details", "message", "phase", "case__id", "case__nodeid")
+        .order_by("-run_id", "-id")
+        .first()
+    )
+
+
+def distinct_messages(samples: list[TestResult], limit: int = 5) -> list[str]:
+    seen: list[str] = []
+    for res in samples:
+        if res.message and res.message not in seen:
+            seen.append(res.message)
+    return seen[:limit]
+
+
+def analysis_history(analyses: list[Analysis], limit: int = HISTORY_LIMIT) -> dict[int, list[AnalysisEdit]]:
+    """The latest edits of these analyses, grouped by analysis (one query for all)."""
+    edits = (
+        AnalysisEdit.objects.filter(analysis_id__in=[a.pk for a in analyses])
+        .select_related("user")
+        .order_by("-at", "-id")[:limit]
+    )
+    grouped: dict[int, list[AnalysisEdit]] = {}
+    for edit in edits:
+        grouped.setdefault(edit.analysis_id, []).append(edit)
+    return grouped
+
+
+def signature_events(signature: FailureSignature, limit: int = 20) -> list[SignatureEvent]:
+    return list(SignatureEvent.objects.filter(signature=signature).select_related("user").order_by("-at", "-id")[:limit])
+
+
+def merge_candidates(signature: FailureSignature, limit: int = 40) -> list[FailureSignature]:
+    """Signatures this one could be merged into: same environment, not merged, most recently seen first."""
+    return list(
+        FailureSignature.objects.filter(environment_id=signature.environment_id, merged_into__isnull=True)
+        .exclude(pk=signature.pk)
+        .only("id", "title", "error_type", "result_count")
+        .order_by(F("last_seen_at").desc(nulls_last=True), "-id")[:limit]
+    )
+
+
+# -- test page --------------------------------------------------------------------------------------------
+
+
+def test_case_history(case: TestCase, limit: int = 50) -> list[TestResult]:
+    """The test's results across runs, newest run first (index result_case_run), with what the page shows."""
+    return list(
+        TestResult.objects.filter(case=case)
+        .select_related("run", "run__cycle", "run__session", "run__deployment", "signature")
+        .only(
+            "id", "outcome", "duration", "suspect", "message", "run_id", "case_id", "signature_id",
+            "run__id", "run__label", "run__created_at", "run__status", "run__scope", "run__deployment_id",
+            "run__cycle__id", "run__cycle__number", "run__session__id", "run__session__slug", "run__session__title",
+            "run__deployment__id", "run__deployment__revision", "run__deployment__commit_sha",
+            "signature__id", "signature__title", "signature__status",
+        )
+        .order_by("-run_id", "-id")[:limit]
+    )
+
+
+def test_case_for_page(pk: int) -> TestCase:
+    return get_object_or_404(
+        TestCase.objects.select_related("environment", "area", "flaky_run", "flaky_run__cycle"), pk=pk
+    )
+
+
+@dataclass(slots=True)
+class TestFacts:
+    strip: list[TestResult]  # oldest first
+    durations: list[DurationPoint]
+    flip_rate: float | None
+    flips_in: int  # how many results the flip rate is over
+    suspects: list[TestResult]
+    signatures: list[FailureSignature]
+    same_revision: list[tuple[str, str]]  # (revision, "passed and failed") seen in the history
+
+
+def test_facts(history: list[TestResult], window: int = 30) -> TestFacts:
+    oldest_first = list(reversed(history))
+    recent = oldest_first[-window:]
+    codes = "".join({"passed": "P", "failed": "F", "error": "E"}.get(r.outcome, "") for r in recent)
+    by_revision: dict[str, set[str]] = {}
+    for r in history:
+        d = r.run.deployment
+        if d is not None and r.outcome in ("passed", "failed", "error"):
+            by_revision.setdefault(d.revision, set()).add("pass" if r.outcome == "passed" else "fail")
+    signatures: dict[int, FailureSignature] = {}
+    for r in history:
+        if r.signature is not None and r.signature_id not in signatures:
+            signatures[r.signature_id] = r.signature
+    return TestFacts(
+        strip=oldest_first,
+        durations=[
+            DurationPoint(
+                run_id=r.run_id,
+                label=f"cycle {r.run.cycle.number} · run {r.run_id} · {r.outcome}",
+                outcome=r.outcome,
+                duration=r.duration,
+                suspect=r.suspect,
+            )
+            for r in oldest_first
+        ],
+        flip_rate=flip_rate(codes),
+        flips_in=len(codes),
+        suspects=[r for r in history if r.suspect],
+        signatures=list(signatures.values()),
+        same_revision=sorted(rev for rev, kinds in by_revision.items() if kinds == {"pass", "fail"}),
+    )
+
+
+# -- session page -------------------------------------------------------------------------------------------
+
+
+def session_criteria(session: LoopSession) -> list[SuccessCriterion]:
+    return list(
+        SuccessCriterion.objects.filter(session=session)
+        .select_related("updated_by")
+        .order_by("position", "id")
+    )
+
+
+@dataclass(slots=True)
+class BoardCard:
+    signature_id: int
+    title: str
+    status: str
+    category: str
+    colour: str
+    error_type: str
+    results: int  # failing results in this session's runs
+    runs: int
+    last_run: int
+
+
+BOARD_LIMIT = 300
+BOARD_COLUMN = 12
+
+
+def signature_board(session: LoopSession) -> tuple[list[tuple[str, str, list[BoardCard], int]], int]:
+    """The session's signatures by status: [(status, label, cards, count)], total. Two queries."""
+    rows = (
+        RunSignature.objects.filter(run__session=session, signature__merged_into__isnull=True)
+        .values(
+            "signature_id", "signature__title", "signature__status", "signature__error_type",
+            "signature__category__name", "signature__category__colour",
+        )
+        .annotate(results=Sum("results"), runs=Count("id"), last_run=Max("run_id"))
+        .order_by("-last_run", "-results")[:BOARD_LIMIT]
+    )  # fmt: skip
+    counts = dict(
+        FailureSignature.objects.filter(run_counts__run__session=session, merged_into__isnull=True)
+        .values_list("status")
+        .annotate(n=Count("id", distinct=True))
+        .order_by()
+    )
+    columns: dict[str, list[BoardCard]] = {value: [] for value in FailureSignature.Status.values}
+    for r in rows:
+        cards = columns.setdefault(r["signature__status"], [])
+        if len(cards) < BOARD_COLUMN:
+            cards.append(
+                BoardCard(
+                    signature_id=r["signature_id"],
+                    title=r["signature__title"],
+                    status=r["signature__status"],
+                    category=r["signature__category__name"] or "",
+                    colour=r["signature__category__colour"] or "",
+                    error_type=r["signature__error_type"],
+                    results=r["results"],
+                    runs=r["runs"],
+                    last_run=r["last_run"],
+                )
+            )
+    board = [
+        (value, label, columns.get(value, []), counts.get(value, 0))
+        for value, label in FailureSignature.Status.choices
+    ]
+    return board, sum(counts.values())
+
+
+@dataclass(slots=True)
+class CycleTable:
+    """The seed logs' "Key Success Metrics" table: rows of figures, one column per cycle, and the change."""
+
+    cycles: list[int]
+    rows: list[tuple[str, str, list[str], str]]  # (label, css class, cells, change)
+
+
+def _rate_cell(run: TestRun | None, bucket: dict | None = None) -> str:
+    if run is None:
+        return "—"
+    if bucket is not None:
+        rate = bucket.get("pass_rate")
+        executed = bucket.get("passed", 0) + bucket.get("failed", 0) + bucket.get("errors", 0)
+        return "—" if rate is None else f"{rate:.1f}% ({bucket.get('passed', 0)}/{executed})"
+    return "—" if run.pass_rate is None else f"{run.pass_rate:.1f}% ({run.passed}/{run.executed})"
+
+
+def _change(first: float | None, last: float | None, unit: str, places: int = 1) -> str:
+    if first is None or last is None:
+        return "—"
+    delta = last - first
+    if unit == "$":
+        return f"{'+' if delta >= 0 else '−'}${abs(delta):,.0f}"
+    return f"{'+' if delta >= 0 else '−'}{abs(delta):.{places}f}{unit}"
+
+
+def cycle_table(cycles: list[CycleRow], priority: str = "", limit_classes: int = 8) -> CycleTable:
+    """Pass rate, failures by class (signature category, else error type) and MRR at risk per cycle.
+
+    Figures come from each cycle's representative run; failures by class from its RunSignature rows
+    (one query for all cycles).
+    """
+    reps = [(row.cycle.number, row.representative) for row in cycles]
+    run_ids = [run.pk for _n, run in reps if run is not None]
+    classes: dict[str, dict[int, int]] = {}
+    if run_ids:
+        rows = (
+            RunSignature.objects.filter(run_id__in=run_ids)
+            .values("run_id", "signature__category__name", "signature__error_type")
+            .annotate(n=Sum("results"))
+            .order_by()
+        )
+        for r in rows:
+            name = r["signature__category__name"] or (r["signature__error_type"] or "unknown").rsplit(".", 1)[-1]
+            per_run = classes.setdefault(name, {})
+            per_run[r["run_id"]] = per_run.get(r["run_id"], 0) + r["n"]
+    ranked = sorted(classes.items(), key=lambda kv: -sum(kv[1].values()))
+    if len(ranked) > limit_classes:
+        other: dict[int, int] = {}
+        for _name, per_run in ranked[limit_classes - 1 :]:
+            for run_id, n in per_run.items():
+                other[run_id] = other.get(run_id, 0) + n
+        ranked = ranked[: limit_classes - 1] + [("other", other)]
+    numbers = [n for n, _run in reps]
+    first = next((run for _n, run in reps if run is not None), None)
+    last = next((run for _n, run in reversed(reps) if run is not None), None)
+    table: list[tuple[str, str, list[str], str]] = []
+    table.append(
+        (
+            "Pass rate",
+            "rate",
+            [_rate_cell(run) for _n, run in reps],
+            _change(first.pass_rate if first else None, last.pass_rate if last else None, " pts"),
+        )
+    )
+    if priority:
+        def bucket(run: TestRun | None) -> dict | None:
+            b = (run.by_priority or {}).get(priority) if run is not None else None
+            return b if isinstance(b, dict) else None
+
+        table.append(
+            (
+                f"{priority} pass rate",
+                "rate",
+                [_rate_cell(run, bucket(run) or {}) if run is not None else "—" for _n, run in reps],
+                _change(
+                    (bucket(first) or {}).get("pass_rate"), (bucket(last) or {}).get("pass_rate"), " pts"
+                ),
+            )
+        )
+    table.append(
+        (
+            "Failing tests",
+            "count",
+            [str(run.failed + run.errors) if run is not None else "—" for _n, run in reps],
+            _change(
+                float(first.failed + first.errors) if first else None,
+                float(last.failed + last.errors) if last else None,
+                "",
+                0,
+            ),
+        )
+    )
+    for name, per_run in ranked:
+        cells = [str(per_run.get(run.pk, 0)) if run is not None else "—" for _n, run in reps]
+        first_n = per_run.get(first.pk, 0) if first else None
+        last_n = per_run.get(last.pk, 0) if last else None
+        change = "eliminated" if first_n and last_n == 0 else _change(
+            float(first_n) if first_n is not None else None, float(last_n) if last_n is not None else None, "", 0
+        )
+        table.append((f"· {name}", "class", cells, change))
+    table.append(
+        (
+            "MRR at risk",
+            "money",
+            [f"${float(run.mrr_at_risk):,.0f}" if run is not None else "—" for _n, run in reps],
+            _change(
+                float(first.mrr_at_risk) if first else None, float(last.mrr_at_risk) if last else None, "$"
+            ),
+        )
+    )
+    return CycleTable(cycles=numbers, rows=table)
+
+
+def goal_met(session: LoopSession, run: TestRun | None) -> bool:
+    if run is None:
+        return False
+    if session.goal_priority:
+        bucket = (run.by_priority or {}).get(session.goal_priority)
+        rate = bucket.get("pass_rate") if isinstance(bucket, dict) else None
+    else:
+        rate = run.pass_rate
+    return rate is not None and rate >= session.goal_pass_rate
+
+
+@dataclass(slots=True)
+class GreenStatus:
+    reached_at: int | None  # the cycle number where the goal was first met
+    cycles: int  # cycles so far (or up to green)
+    green_now: bool
+
+
+def cycles_to_green(session: LoopSession, cycles: list[CycleRow]) -> GreenStatus:
+    for index, row in enumerate(cycles, start=1):
+        if goal_met(session, row.representative):
+            latest = next((r.representative for r in reversed(cycles) if r.representative is not None), None)
+            return GreenStatus(reached_at=row.cycle.number, cycles=index, green_now=goal_met(session, latest))
+    return GreenStatus(reached_at=None, cycles=len(cycles), green_now=False)
+
+
+@dataclass(slots=True)
+class MetricRow:
+    name: str
+    value: float | None
+    target: float | None
+    lower_is_better: bool
+    ok: bool | None
+
+
+def metric_rows(run: TestRun | None, targets: dict) -> list[MetricRow]:
+    """Each metric with a target first (in target order), then the others the run reported."""
+    metrics = (run.metrics or {}) if run is not None else {}
+    names = [n for n in (targets or {}) if isinstance(n, str)]
+    names += sorted(n for n in metrics if n not in names)
+    rows = []
+    for name in names:
+        raw = metrics.get(name)
+        value = float(raw) if isinstance(raw, int | float) else None
+        ok, target, lower = metric_status(value, (targets or {}).get(name))
+        rows.append(MetricRow(name=name, value=value, target=target, lower_is_better=lower, ok=ok))
+    return rows
+
+
+def metric_series(cycles: list[CycleRow], targets: dict, limit: int = 4) -> list[tuple[str, list[MetricPoint], float | None, bool]]:
+    """For each targeted metric: its value per cycle (from the representative runs)."""
+    out = []
+    for name, spec in list((targets or {}).items())[:limit]:
+        _ok, target, lower = metric_status(None, spec)
+        points = []
+        for row in cycles:
+            run = row.representative
+            raw = (run.metrics or {}).get(name) if run is not None else None
+            points.append(MetricPoint(cycle=row.cycle.number, value=float(raw) if isinstance(raw, int | float) else None))
+        if any(p.value is not None for p in points):
+            out.append((name, points, target, lower))
+    return out
+
+
+FLAKY_LIMIT = 15
+
+
+def flaky_tests(session: LoopSession, limit: int = FLAKY_LIMIT) -> tuple[list[TestCase], int]:
+    """The environment's flaky tests (index case_env_flaky), most recently caught first, and how many."""
+    qs = TestCase.objects.filter(environment_id=session.environment_id, flaky_at__isnull=False, flip_rate__gt=0)
+    rows = list(
+        qs.select_related("flaky_run")
+        .only(
+            "id", "nodeid", "priority", "recent", "flip_rate", "flaky_key", "flaky_at", "flaky_run_id",
+            "flaky_run__id", "flaky_run__label",
+        )
+        .order_by("-flaky_at", "-id")[: limit + 1]
+    )
+    count = len(rows) if len(rows) <= limit else qs.count()
+    return rows[:limit], count
+
+
+# -- comparing two runs -----------------------------------------------------------------------------------
+
+FAILING = (Outcome.FAILED, Outcome.ERROR)
+COMPARE_PAGE = 50
+# A passed test is a duration regression when it took this much longer, in both ratio and seconds.
+SLOWER_RATIO = 1.5
+SLOWER_BY_S = 0.5
+
+COMPARE_LISTS = {
+    "new_failures": "New failures",
+    "fixed": "Fixed",
+    "still_failing": "Still failing",
+    "new_tests": "New tests",
+    "removed_tests": "Removed tests",
+    "slower": "Duration regressions",
+}
+
+
+def previous_full_run(run: TestRun) -> TestRun | None:
+    """The run a run is compared with by default: the previous complete full run of its session."""
+    return (
+        TestRun.objects.filter(
+            session_id=run.session_id, status=WorkStatus.FINISHED, incomplete=False, scope=TestRun.Scope.ALL
+        )
+        .filter(Q(created_at__lt=run.created_at) | Q(created_at=run.created_at, pk__lt=run.pk))
+        .select_related("session", "cycle")
+        .order_by("-created_at", "-id")
+        .first()
+    )
+
+
+def _pair(run: TestRun, base: TestRun) -> QuerySet[TestCase]:
+    """Test cases joined to their result in ``run`` (``now``) and in ``base`` (``was``): set-based SQL."""
+    return TestCase.objects.annotate(
+        now=FilteredRelation("results", condition=Q(results__run_id=run.pk)),
+        was=FilteredRelation("results", condition=Q(results__run_id=base.pk)),
+    )
+
+
+def compare_queryset(name: str, run: TestRun, base: TestRun) -> QuerySet:
+    pair = _pair(run, base)
+    if name == "new_failures":
+        qs = pair.filter(now__outcome__in=FAILING).filter(Q(was__id__isnull=True) | ~Q(was__outcome__in=FAILING))
+    elif name == "fixed":
+        qs = pair.filter(was__outcome__in=FAILING, now__outcome=Outcome.PASSED)
+    elif name == "still_failing":
+        qs = pair.filter(now__outcome__in=FAILING, was__outcome__in=FAILING)
+    elif name == "new_tests":
+        qs = pair.filter(now__id__isnull=False, was__id__isnull=True)
+    elif name == "removed_tests":
+        qs = pair.filter(was__id__isnull=False, now__id__isnull=True)
+    elif name == "slower":
+        qs = pair.filter(
+            now__outcome=Outcome.PASSED,
+            was__outcome=Outcome.PASSED,
+            now__duration__gt=F("was__duration") * SLOWER_RATIO,
+            now__duration__gte=F("was__duration") + SLOWER_BY_S,
+        )
+    else:
+        raise KeyError(name)
+    return qs.annotate(
+        now_outcome=F("now__outcome"),
+        was_outcome=F("was__outcome"),
+        now_duration=F("now__duration"),
+        was_duration=F("was__duration"),
+        now_message=Substr(F("now__message"), 1, 300),
+        now_signature=F("now__signature_id"),
+    ).only("id", "nodeid", "priority")
+
+
+@dataclass(slots=True)
+class CompareList:
+    name: str
+    label: str
+    rows: list
+    count: int
+    next_after: int | None
+
+
+def compare_list(name: str, run: TestRun, base: TestRun, *, after: str | None = None, size: int = COMPARE_PAGE) -> CompareList:
+    """One list of the comparison: a page of rows (keyset on the test id; the slowest first for "slower")
+    and the count of all of them. Two queries."""
+    qs = compare_queryset(name, run, base)
+    count = qs.count()
+    if name == "slower":
+        rows = list(qs.annotate(slower_by=F("now__duration") - F("was__duration")).order_by("-slower_by", "id")[:size])
+        return CompareList(name, COMPARE_LISTS[name], rows, count, None)
+    cursor = _cursor(after)
+    page = qs.filter(id__gt=cursor) if cursor is not None else qs
+    rows = list(page.order_by("id")[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    return CompareList(name, COMPARE_LISTS[name], rows, count, rows[-1].pk if more and rows else None)

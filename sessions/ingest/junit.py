@@ -13,8 +13,14 @@ Traps, each handled here on purpose:
   ``classname`` + ``name`` and must equal the report-log's ``nodeid`` for the same test.
 - DTDs are refused before lxml sees them (billion laughs, quadratic blow-up, external entities); the
   parser also runs with entity resolution, DTD loading and network access off.
-- libxml2 caps element nesting at 2048 levels even with ``huge_tree``: deeper files are refused with a
-  clear error (never a crash or a recursion error).
+- libxml2 caps element nesting at 2048 levels even with ``huge_tree``. A deeper file is parsed again
+  from its start by expat (no depth limit, DTDs refused by handlers as well as by the prolog scan),
+  skipping the results already yielded: both parsers yield the same results in the same order, so the
+  restart is invisible to the caller. lxml stays the first choice: it is several times faster.
+
+Speed: the per-``<testcase>`` work is the cost of ingestion (lxml itself takes a fifth of it), so the
+common case (a passed test: attributes only) takes a short path, and held results are released in
+blocks rather than one by one.
 """
 
 from __future__ import annotations
@@ -22,9 +28,11 @@ from __future__ import annotations
 import ast
 import math
 import re
-from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
+from xml.etree.ElementTree import TreeBuilder
+from xml.parsers import expat
 
 from lxml import etree
 
@@ -42,6 +50,7 @@ ROOTS = (b"testsuites", b"testsuite")
 LOOKBACK = 1000  # results held back for the teardown merge; pytest writes the pair adjacently
 PROLOG_LIMIT = 1024 * 1024
 _TAGS = ("{*}testcase", "{*}testsuite", "{*}testsuites", "{*}properties")
+_CONTAINERS = ("testsuite", "testsuites")
 _OUTPUT_CHARS = MAX_DETAILS_CHARS // 8
 _TEARDOWN_PREFIX = "failed on teardown with"
 _COLLECTOR_MESSAGES = ("collection failure", "collection skipped")
@@ -50,8 +59,34 @@ _PYTEST_CLASSNAME = re.compile(r"^[A-Za-z_][\w-]*(?:\.[\w-]+)*$")
 _PYTEST_MODULE = re.compile(r"(?:^|\.)(?:test_[\w-]*|[\w-]*_test)(?:\.|$)")
 
 
+class _TooDeep(Exception):
+    """libxml2 met an element nested deeper than it allows."""
+
+
 def parse_junit(src: Source, info: RunInfo) -> Iterator[ParsedResult]:
     """Yield one result per ``<testcase>``; fills ``info`` (properties, start, duration) on the way."""
+    yielded = 0
+    try:
+        for result in _parse_lxml(src, info):
+            yield result
+            yielded += 1
+        return
+    except _TooDeep:
+        pass
+    # Deeper than libxml2 goes: parse again from the start with expat, skipping what was yielded.
+    fresh = src.reopen()
+    if fresh is None:
+        raise IngestError(
+            src.source, "elements nested deeper than 2048 levels, in a stream that cannot be read twice"
+        ) from None
+    info.properties.clear()
+    info.started_at = info.duration = None
+    for index, result in enumerate(_parse_expat(fresh, info)):
+        if index >= yielded:
+            yield result
+
+
+def _parse_lxml(src: Source, info: RunInfo) -> Iterator[ParsedResult]:
     source = src.source
     data = _read_prolog(src)
     parser = etree.XMLPullParser(
@@ -85,24 +120,156 @@ def parse_junit(src: Source, info: RunInfo) -> Iterator[ParsedResult]:
             tag = el.tag
             if tag[0] == "{":
                 tag = tag.rpartition("}")[2]
+            parent = el.getparent()
             if tag == "testcase":
-                result, teardown_only = _testcase(el, state)
+                result, teardown_only = _testcase(el, state, parent)
                 if not (teardown_only and held.merge(result)):
-                    evicted = held.push(result)
-                    if evicted is not None:
-                        yield evicted
-                _drop(el)
+                    released = held.push(result)
+                    if released is not None:
+                        yield from released
+                el.clear(keep_tail=False)
+                if parent is not None:
+                    while el.getprevious() is not None:
+                        del parent[0]
             elif tag == "testsuite":
-                state.suite_end(el)
-                _drop(el)
+                state.suite_end(el, _depth(parent))
+                _drop(el, parent)
             elif tag == "testsuites":
                 state.root_end(el)
             else:
-                state.properties_end(el)
+                state.properties_end(el, parent)
         if not data:
             break
         data = src.read(CHUNK)
     yield from held.drain()
+
+
+def _depth(parent: etree._Element | None) -> int:
+    """0 for the root, 1 for a child of the root, 2 for anything deeper."""
+    if parent is None:
+        return 0
+    return 1 if parent.getparent() is None else 2
+
+
+# -- the expat fallback, for files nested deeper than libxml2 allows -----------------------------------
+
+
+class _ExpatTree:
+    """Builds ElementTree elements from expat's callbacks and handles each wanted element at its end.
+
+    Only the open elements and the current test case's children are kept: a handled element is
+    removed from its parent, as ``_drop`` does on the lxml side.
+    """
+
+    def __init__(self, state: _State, held: _Lookback) -> None:
+        self.builder = TreeBuilder()
+        self.stack: list[Any] = []
+        self.state = state
+        self.held = held
+        self.ready: list[ParsedResult] = []
+
+    def start(self, name: str, attrs: dict[str, str]) -> None:
+        if "}" in name:
+            name = "{" + name
+        self.stack.append(self.builder.start(name, attrs))
+
+    def end(self, name: str) -> None:
+        stack = self.stack
+        el = stack.pop()
+        self.builder.end(el.tag)
+        parent = stack[-1] if stack else None
+        tag = el.tag.rpartition("}")[2] if el.tag[0] == "{" else el.tag
+        if tag == "testcase":
+            result, teardown_only = _testcase(el, self.state, parent)
+            if not (teardown_only and self.held.merge(result)):
+                released = self.held.push(result)
+                if released is not None:
+                    self.ready.extend(released)
+        elif tag == "testsuite":
+            self.state.suite_end(el, min(len(stack), 2))
+        elif tag == "testsuites":
+            self.state.root_end(el)
+            return
+        else:
+            if tag == "properties":
+                self.state.properties_end(el, parent)
+            if parent is None or _local(parent.tag) not in _CONTAINERS:
+                return  # inside a test case (or a <properties>): read with it
+        if parent is not None:
+            parent.remove(el)
+
+
+def _parse_expat(src: Source, info: RunInfo) -> Iterator[ParsedResult]:
+    """The same results as ``_parse_lxml``, from expat; DTDs and entities are refused here too."""
+    source = src.source
+    data = _read_prolog(src)
+    parser = expat.ParserCreate(src.encoding, namespace_separator="}")
+    parser.buffer_text = True
+    parser.ordered_attributes = False
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    tree = _ExpatTree(_State(info), _Lookback())
+
+    def refuse(*_args: object) -> None:
+        raise IngestError(
+            source, "DTDs and entity declarations are refused", line=parser.CurrentLineNumber
+        )
+
+    parser.StartDoctypeDeclHandler = refuse
+    parser.EntityDeclHandler = refuse
+    parser.UnparsedEntityDeclHandler = refuse
+    parser.ExternalEntityRefHandler = refuse
+    parser.StartElementHandler = tree.start
+    parser.EndElementHandler = tree.end
+    parser.CharacterDataHandler = tree.builder.data
+    while True:
+        try:
+            parser.Parse(data, not data)
+        except expat.ExpatError as exc:
+            raise _expat_error(source, exc, data) from None
+        if tree.ready:
+            yield from tree.ready
+            tree.ready.clear()
+        if not data:
+            break
+        data = src.read(CHUNK)
+    yield from tree.held.drain()
+
+
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_REFERENCE = re.compile(rb"&([^\s&;#][^\s&;]*);")
+_PREDEFINED = frozenset((b"amp", b"lt", b"gt", b"quot", b"apos"))
+
+
+def _expat_error(source: str, exc: expat.ExpatError, data: bytes) -> IngestError:
+    """The same wording as ``_syntax_error`` where the two parsers agree on the cause."""
+    message = expat.errors.messages[exc.code]
+    codes = expat.errors.codes
+    if exc.code == codes[expat.errors.XML_ERROR_UNDEFINED_ENTITY]:
+        name = next((m.group(1) for m in _REFERENCE.finditer(data) if m.group(1) not in _PREDEFINED), b"?")
+        problem = f"entity references are refused (Entity '{name.decode('utf-8', 'replace')}' not defined)"
+    elif "entity" in message:
+        problem = f"entity references are refused ({message})"
+    elif exc.code == codes[expat.errors.XML_ERROR_NO_ELEMENTS]:
+        problem = f"truncated XML ({message})"
+    elif exc.code == codes[expat.errors.XML_ERROR_BAD_CHAR_REF]:
+        problem = f"character not allowed in XML ({message})"
+    elif exc.code == codes[expat.errors.XML_ERROR_INVALID_TOKEN] and not _is_utf8(data):
+        problem = f"invalid UTF-8 ({message})"
+    elif exc.code == codes[expat.errors.XML_ERROR_INVALID_TOKEN] and _CONTROL.search(data):
+        problem = f"character not allowed in XML ({message})"
+    elif exc.code == codes[expat.errors.XML_ERROR_JUNK_AFTER_DOC_ELEMENT]:
+        problem = "malformed XML (Extra content at the end of the document)"
+    else:
+        problem = f"malformed XML ({message})"
+    return IngestError(source, problem, line=exc.lineno or None)
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(data) - 3  # a character cut at the end of the chunk is fine
+    return True
 
 
 # -- prolog: DTD refusal and the root check, before lxml parses anything ----------------------------
@@ -183,6 +350,7 @@ def _syntax_error(source: str, exc: etree.XMLSyntaxError) -> IngestError:
     """The first fatal error is the cause; lxml's exception may name a later one ("no element found").
 
     The log is lxml's per-thread log, cleared when parsing starts, so its first fatal entry is ours.
+    Raises ``_TooDeep`` for libxml2's nesting limit, which the expat fallback gets around.
     """
     msg, line = exc.msg or str(exc), exc.lineno
     fatal = exc.error_log.filter_from_fatals()
@@ -197,7 +365,7 @@ def _syntax_error(source: str, exc: etree.XMLSyntaxError) -> IngestError:
     elif "entity" in lowered:
         problem = f"entity references are refused ({msg})"
     elif "excessive depth" in lowered:
-        problem = "elements nested deeper than 2048 levels (the XML parser's hard limit)"
+        raise _TooDeep
     elif "premature end" in lowered or "endtag: '</' not found" in lowered:
         problem = f"truncated XML ({msg})"
     elif "document is empty" in lowered or "start tag expected" in lowered:
@@ -207,10 +375,9 @@ def _syntax_error(source: str, exc: etree.XMLSyntaxError) -> IngestError:
     return IngestError(source, problem, line=line or None)
 
 
-def _drop(el: etree._Element) -> None:
+def _drop(el: etree._Element, parent: etree._Element | None) -> None:
     """Free a handled element and everything before it, so memory does not grow with the file."""
     el.clear(keep_tail=False)
-    parent = el.getparent()
     if parent is not None:
         while el.getprevious() is not None:
             del parent[0]
@@ -225,21 +392,22 @@ class _State:
     def __init__(self, info: RunInfo) -> None:
         self.info = info
         self.top_level_time = 0.0
-        self.prefixes: dict[tuple[str, str], str | None] = {}
+        # classname → prefix when the test case has no file attribute, (classname, file) → prefix else.
+        self.prefixes: dict[str | tuple[str, str], str | None] = {}
 
-    def suite_end(self, el: etree._Element) -> None:
+    def suite_end(self, el: Any, depth: int) -> None:
+        """``depth``: 0 for the root, 1 for a child of the root, 2 for deeper suites."""
         started = _timestamp(el.get("timestamp"))
         if started is not None and (self.info.started_at is None or started < self.info.started_at):
             self.info.started_at = started
-        parent = el.getparent()
         took = duration(el.get("time"))
-        if parent is None:  # <testsuite> root
+        if depth == 0:  # <testsuite> root
             self.info.duration = took
-        elif parent.getparent() is None and took is not None:
+        elif depth == 1 and took is not None:
             self.top_level_time += took
             self.info.duration = self.top_level_time
 
-    def root_end(self, el: etree._Element) -> None:
+    def root_end(self, el: Any) -> None:
         took = duration(el.get("time"))
         if took is not None:
             self.info.duration = took
@@ -247,44 +415,57 @@ class _State:
         if started is not None:
             self.info.started_at = started
 
-    def properties_end(self, el: etree._Element) -> None:
-        parent = el.getparent()
+    def properties_end(self, el: Any, parent: Any) -> None:
         if parent is None or _local(parent.tag) == "testcase":
             return  # the test case reads its own
         self.info.properties.update(_properties(el))
 
-    def prefix(self, classname: str, file: str, el: etree._Element) -> str | None:
-        key = (classname, file)
+    def prefix(self, classname: str, file: str, parent: Any) -> str | None:
+        key = (classname, file) if file else classname
         try:
             return self.prefixes[key]
         except KeyError:
             pass
         if len(self.prefixes) > 10_000:
             self.prefixes.clear()
-        parent = el.getparent()
         suite = parent.get("name", "") if parent is not None else ""
         found = pytest_prefix(classname, file, suite)
         self.prefixes[key] = found
         return found
 
 
-def _testcase(el: etree._Element, state: _State) -> tuple[ParsedResult, bool]:
+_INF = math.inf
+_PASSED = Outcome.PASSED
+
+
+def _testcase(el: Any, state: _State, parent: Any) -> tuple[ParsedResult, bool]:
     """The result for one ``<testcase>``, and whether it is a pytest teardown-only duplicate."""
     get = el.get
-    classname = (get("classname") or "").strip()
-    name = (get("name") or "").strip()
-    file = (get("file") or "").replace("\\", "/")
-    prefix = state.prefix(classname, file, el)
+    classname = get("classname")
+    classname = classname.strip() if classname else ""
+    name = get("name")
+    name = name.strip() if name else ""
+    file = get("file")
+    file = file.replace("\\", "/") if file else ""
+    prefix = state.prefix(classname, file, parent)
     if prefix is not None:
         nodeid = f"{prefix}::{name}"
         path = prefix.partition("::")[0]
-    elif classname:
-        nodeid = f"{classname}::{name}"
-        path = file or _suite_file(el)
     else:
-        nodeid = name
-        path = file or _suite_file(el)
-    result = ParsedResult(nodeid=nodeid, name=name, file=path, duration=duration(get("time")))
+        nodeid = f"{classname}::{name}" if classname else name
+        path = file or _suite_file(parent)
+    took = get("time")
+    if took:  # duration(), inlined: this runs for every test case
+        try:
+            took = float(took)
+        except ValueError:
+            took = None
+        else:
+            if not 0.0 <= took < _INF:
+                took = None
+    else:
+        took = None
+    result = ParsedResult(nodeid, name, path, _PASSED, took)
     if len(el) == 0:
         return result, False
 
@@ -334,7 +515,7 @@ def _testcase(el: etree._Element, state: _State) -> tuple[ParsedResult, bool]:
     return result, teardown_only
 
 
-def _describe(result: ParsedResult, problems: list[etree._Element], outputs: list[str], *, failed: bool) -> None:
+def _describe(result: ParsedResult, problems: list[Any], outputs: list[str], *, failed: bool) -> None:
     """message, error_type, phase and details from the first ``<failure>``/``<error>`` (and the rest)."""
     first = problems[0]
     texts = ["".join(p.itertext()) for p in problems]
@@ -368,7 +549,7 @@ def _collection_skip_reason(text: str) -> str:
     return "collection skipped"
 
 
-def _properties(el: etree._Element) -> dict[str, str]:
+def _properties(el: Any) -> dict[str, str]:
     found = {}
     for prop in el:
         if isinstance(prop.tag, str) and _local(prop.tag) == "property":
@@ -379,9 +560,8 @@ def _properties(el: etree._Element) -> dict[str, str]:
     return found
 
 
-def _suite_file(el: etree._Element) -> str:
+def _suite_file(parent: Any) -> str:
     """mocha-junit-reporter puts the file on the enclosing ``<testsuite>``, not on the test case."""
-    parent = el.getparent()
     return (parent.get("file") or "") if parent is not None else ""
 
 
@@ -454,27 +634,39 @@ def _timestamp(value: str | None) -> float | None:
 
 
 class _Lookback:
-    """The last LOOKBACK results, held so a later teardown-only duplicate can be merged into its test."""
+    """The last LOOKBACK results, held so a later teardown-only duplicate can be merged into its test.
+
+    Results are released in blocks of LOOKBACK once twice as many are held (a deque popped once per
+    result cost more than the rest of a passed test's handling); only the last LOOKBACK pushed can
+    take a merge, exactly as if each result were released as soon as LOOKBACK newer ones came.
+    """
 
     def __init__(self) -> None:
-        self.queue: deque[ParsedResult] = deque()
-        self.latest: dict[str, ParsedResult] = {}
+        self.held: list[ParsedResult] = []
+        self.first = 0  # the push number of held[0]
+        self.pushed = 0
+        self.latest: dict[str, int] = {}  # node id → push number of its latest result (maybe released)
 
-    def push(self, result: ParsedResult) -> ParsedResult | None:
-        self.queue.append(result)
-        self.latest[result.nodeid] = result
-        if len(self.queue) <= LOOKBACK:
+    def push(self, result: ParsedResult) -> list[ParsedResult] | None:
+        held = self.held
+        held.append(result)
+        self.latest[result.nodeid] = self.pushed
+        self.pushed += 1
+        if len(held) < 2 * LOOKBACK:
             return None
-        old = self.queue.popleft()
-        if self.latest.get(old.nodeid) is old:
-            del self.latest[old.nodeid]
-        return old
+        released = held[:LOOKBACK]
+        del held[:LOOKBACK]
+        self.first += LOOKBACK
+        if len(self.latest) > 4 * LOOKBACK:
+            self.latest = {r.nodeid: self.first + i for i, r in enumerate(held)}
+        return released
 
     def merge(self, teardown: ParsedResult) -> bool:
         """Fold a teardown-only error into the held result of the same test; False if none is held."""
-        target = self.latest.get(teardown.nodeid)
-        if target is None:
+        number = self.latest.get(teardown.nodeid)
+        if number is None or number < self.pushed - LOOKBACK:
             return False
+        target = self.held[number - self.first]
         if target.duration is not None and teardown.duration is not None:
             target.duration += teardown.duration
         if target.outcome in (Outcome.FAILED, Outcome.ERROR):
@@ -489,6 +681,7 @@ class _Lookback:
         return True
 
     def drain(self) -> Iterator[ParsedResult]:
-        while self.queue:
-            yield self.queue.popleft()
+        held, self.held = self.held, []
+        self.first += len(held)
         self.latest.clear()
+        yield from held

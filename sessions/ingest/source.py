@@ -61,6 +61,8 @@ class Source:
         self._eof = False
 
         self._decoder_name = ""
+        self._fileobj = fileobj
+        self._start = _position(fileobj)
         first = fileobj.read(4096)  # enough for the magic; a gzip bomb is then read in small steps
         self._raw: Readable = _Prepended(first, fileobj)
         self.gzipped = first[:2] == _GZIP_MAGIC
@@ -89,6 +91,19 @@ class Source:
             data, self._pending = self._pending, b""
             return data
         return self._next_chunk(size)
+
+    def reopen(self) -> Source | None:
+        """A new Source over the same upload from its start, or None when the stream cannot be rewound.
+
+        For the rare second pass of a JUnit file nested deeper than libxml2 allows.
+        """
+        if self._start is None:
+            return None
+        try:
+            self._fileobj.seek(self._start)
+        except (OSError, ValueError):
+            return None
+        return Source(self._fileobj, self.source, self.max_bytes)
 
     # -- internals ----------------------------------------------------------------------------------
 
@@ -141,6 +156,14 @@ class Source:
             return self._decoder.decode(head, final=self._eof).encode("utf-8")
         except UnicodeDecodeError as exc:
             raise IngestError(self.source, f"invalid {self._decoder_name} text ({exc.reason})") from None
+
+
+def _position(fileobj: BinaryIO | Readable) -> int | None:
+    """Where a seekable stream stands now; None for a stream that cannot go back."""
+    try:
+        return fileobj.tell() if fileobj.seekable() else None  # type: ignore[union-attr]
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def _sniff_utf16(head: bytes) -> str | None:

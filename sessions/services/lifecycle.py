@@ -1,17 +1,34 @@
-"""The fix lifecycle: deployed when a deployment carries the commit, verified or not by the next run.
+"""The fix lifecycle, and everything else that follows from a deployment succeeding or a run ending.
 
-Verification is keyed on the deployed commit, not on time order alone: a fix
-is judged by the first finished run of the environment after the deployment
-that carried it (Sentry's release-order logic misfires when old builds keep
-running; a deployed SHA does not).
+A fix (a commit attached to an analysis) is
+
+- **deployed** when a succeeded deployment of the signature's environment carries its commit
+  (``on_deployment_succeeded``; or at once when the fix is recorded after that deployment);
+- **verified** when the first finished run after that deployment that ran at least one of the tests the
+  signature ever hit shows no result of the signature; **did not fix** when that run still shows one.
+
+Verification is keyed on the deployed commit, not on time order alone (Sentry's release-order logic
+misfires when old builds keep running; a deployed SHA does not). "After the deployment" means the run
+was started after the deployment finished, or the run belongs to that deployment (a run queued with its
+cycle's deploy is created before the deploy ends). A run that executed none of the signature's tests says
+nothing about it (a P1-only run after a fix for a P3 failure) and is not used. Interrupted runs and reruns
+of hand-picked tests are not used either.
+
+Signature statuses follow: fix deployed → ``fix_deployed``; verified → ``verified``; did not fix →
+``investigating``. A verified signature that shows up again is ``regressed`` (written with the run's
+summary in ``summary._write_signature_counts``; recorded in its history here).
+
+``on_run_finished`` also keeps the flakiness figures of the run's tests (``flaky.record_run``) and
+ticks the session's automatic success criteria (``criteria.evaluate_run``).
 """
 
 from __future__ import annotations
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 
-from ..models import Deployment, FailureSignature, Fix, RunSignature, TestRun, WorkStatus
+from ..models import Deployment, FailureSignature, Fix, RunSignature, SignatureEvent, TestResult, TestRun, WorkStatus
+from . import triage
 
 
 def commit_matches(fix_sha: str, deployed_sha: str) -> bool:
@@ -22,6 +39,30 @@ def commit_matches(fix_sha: str, deployed_sha: str) -> bool:
     return a.startswith(b) or b.startswith(a)
 
 
+def _set_status(signature_id: int, status: str, detail: str, *, unless: tuple[str, ...] = ()) -> None:
+    current = FailureSignature.objects.filter(pk=signature_id).values_list("status", flat=True).first()
+    if current is None or current == status or current in unless:
+        return
+    FailureSignature.objects.filter(pk=signature_id).update(status=status, version=F("version") + 1)
+    triage.record_event(signature_id, "status", f"{current} → {status} ({detail})")
+
+
+def _mark_deployed(fix: Fix, deployment: Deployment) -> bool:
+    if not Fix.objects.filter(pk=fix.pk, status=Fix.Status.PENDING).update(
+        status=Fix.Status.DEPLOYED, deployment=deployment
+    ):
+        return False  # someone else marked it
+    fix.status, fix.deployment = Fix.Status.DEPLOYED, deployment
+    root = triage.root_of(fix.analysis.signature_id)
+    _set_status(
+        root,
+        FailureSignature.Status.FIX_DEPLOYED,
+        f"fix {fix.sha[:12]} deployed by deployment {deployment.pk} ({deployment.revision})",
+        unless=(FailureSignature.Status.VERIFIED,),
+    )
+    return True
+
+
 def on_deployment_succeeded(deployment: Deployment) -> list[Fix]:
     """Mark pending fixes whose commit this deployment carries as deployed."""
     if not deployment.commit_sha:
@@ -29,53 +70,113 @@ def on_deployment_succeeded(deployment: Deployment) -> list[Fix]:
     marked = []
     candidates = Fix.objects.filter(
         status=Fix.Status.PENDING, analysis__signature__environment_id=deployment.environment_id
-    ).select_related("analysis__signature")
+    ).select_related("analysis")
     with transaction.atomic():
         for fix in candidates:
-            if commit_matches(fix.sha, deployment.commit_sha):
-                fix.status = Fix.Status.DEPLOYED
-                fix.deployment = deployment
-                fix.save(update_fields=["status", "deployment"])
-                sig = fix.analysis.signature
-                if sig.status not in (FailureSignature.Status.VERIFIED,):
-                    FailureSignature.objects.filter(pk=sig.pk).update(status=FailureSignature.Status.FIX_DEPLOYED)
+            if commit_matches(fix.sha, deployment.commit_sha) and _mark_deployed(fix, deployment):
                 marked.append(fix)
     return marked
 
 
-def on_run_finished(run: TestRun) -> list[Fix]:
-    """Judge deployed fixes by this run when it is the first finished full run after their deployment."""
+def _deployed_at(deployment: Deployment):  # noqa: ANN202 - a datetime
+    return deployment.finished_at or deployment.started_at or deployment.created_at
+
+
+def _judging_runs(environment_id: int) -> Q:
+    """Runs that may judge a fix: finished, complete, not a rerun of hand-picked tests."""
+    return Q(environment_id=environment_id, status=WorkStatus.FINISHED, incomplete=False) & ~Q(
+        scope=TestRun.Scope.SELECTED
+    )
+
+
+def _after(run: TestRun, deployment: Deployment) -> bool:
+    if run.deployment_id == deployment.pk:
+        return True
+    started = run.started_at or run.created_at
+    return started >= _deployed_at(deployment)
+
+
+def _judge(fix: Fix, run: TestRun) -> bool:
+    """Give the fix its verdict from this run; False when the run ran none of the signature's tests."""
+    own = fix.analysis.signature_id
+    root = triage.root_of(own)
+    ids = {own, root}
+    still_there = RunSignature.objects.filter(run=run, signature_id__in=ids).exists()
+    if not still_there:
+        hit_cases = TestResult.objects.filter(signature_id__in=ids).values("case_id")
+        if not TestResult.objects.filter(run=run, case_id__in=hit_cases).exists():
+            return False
+    verdict = Fix.Status.DID_NOT_FIX if still_there else Fix.Status.VERIFIED
+    if not Fix.objects.filter(pk=fix.pk, status=Fix.Status.DEPLOYED).update(status=verdict, verified_by=run):
+        return False  # judged meanwhile by another run
+    fix.status, fix.verified_by = verdict, run
+    if still_there:
+        detail = f"fix {fix.sha[:12]} did not fix: run {run.pk} still shows it"
+        triage.record_event(root, "fix", detail)
+        _set_status(root, FailureSignature.Status.INVESTIGATING, f"run {run.pk}: fix {fix.sha[:12]} did not fix")
+    else:
+        triage.record_event(root, "fix", f"fix {fix.sha[:12]} verified by run {run.pk}")
+        _set_status(root, FailureSignature.Status.VERIFIED, f"run {run.pk}: fix {fix.sha[:12]} verified")
+    return True
+
+
+def on_fix_added(fix: Fix) -> None:
+    """A fix recorded after its commit went out: mark it deployed, and judge it by a run already finished."""
+    environment_id = fix.analysis.signature.environment_id
+    sha = fix.sha.strip().lower()
+    prefixes = [sha[:n] for n in range(7, len(sha) + 1)]
+    deployment = (
+        Deployment.objects.filter(environment_id=environment_id, status=WorkStatus.SUCCEEDED)
+        .filter(Q(commit_sha__in=prefixes) | Q(commit_sha__startswith=sha))
+        .order_by("finished_at", "id")
+        .first()
+    )
+    if deployment is None or not _mark_deployed(fix, deployment):
+        return
+    since = _deployed_at(deployment)
+    runs = (
+        TestRun.objects.filter(_judging_runs(environment_id))
+        .filter(Q(deployment=deployment) | Q(started_at__gte=since) | Q(started_at__isnull=True, created_at__gte=since))
+        .order_by("finished_at", "id")
+    )
+    for run in runs[:200]:
+        if _judge(fix, run):
+            return
+
+
+def judge_fixes(run: TestRun) -> list[Fix]:
+    """Judge the deployed fixes of the run's environment that this run is the first to be able to judge."""
     if run.status != WorkStatus.FINISHED or run.incomplete or run.scope == TestRun.Scope.SELECTED:
         return []
     judged = []
     fixes = Fix.objects.filter(
         status=Fix.Status.DEPLOYED, deployment__environment_id=run.environment_id
-    ).select_related("deployment", "analysis__signature")
-    seen_here = set(RunSignature.objects.filter(run=run).values_list("signature_id", flat=True))
+    ).select_related("deployment", "analysis")
     with transaction.atomic():
         for fix in fixes:
-            deployed_at = fix.deployment.finished_at or fix.deployment.created_at
-            if run.created_at < deployed_at:
-                continue
-            earlier = (
-                TestRun.objects.filter(
-                    environment_id=run.environment_id,
-                    status=WorkStatus.FINISHED,
-                    incomplete=False,
-                    created_at__gte=deployed_at,
-                    created_at__lt=run.created_at,
-                )
-                .filter(~Q(scope=TestRun.Scope.SELECTED))
-                .exists()
-            )
-            if earlier:
-                continue
-            sig = fix.analysis.signature
-            still_there = sig.pk in seen_here or sig.merged.filter(pk__in=seen_here).exists()
-            fix.status = Fix.Status.DID_NOT_FIX if still_there else Fix.Status.VERIFIED
-            fix.verified_by = run
-            fix.save(update_fields=["status", "verified_by"])
-            new_status = FailureSignature.Status.INVESTIGATING if still_there else FailureSignature.Status.VERIFIED
-            FailureSignature.objects.filter(pk=sig.pk).update(status=new_status)
-            judged.append(fix)
+            if _after(run, fix.deployment) and _judge(fix, run):
+                judged.append(fix)
+    return judged
+
+
+def _record_regressions(run: TestRun) -> None:
+    """The summary marks a verified signature that came back as regressed; say so in its history."""
+    regressed = RunSignature.objects.filter(
+        run=run, signature__status=FailureSignature.Status.REGRESSED
+    ).values_list("signature_id", flat=True)
+    for signature_id in regressed:
+        last = SignatureEvent.objects.filter(signature_id=signature_id, action="status").first()
+        if last is None or "→ regressed" not in last.detail:
+            triage.record_event(signature_id, "status", f"verified → regressed (back in run {run.pk})")
+
+
+def on_run_finished(run: TestRun) -> list[Fix]:
+    """Called by ``summary.finish_run`` once the run's summary is written; returns the fixes it judged."""
+    from . import criteria, flaky
+
+    triage.absorb_merged(run.pk)
+    _record_regressions(run)
+    judged = judge_fixes(run)
+    flaky.record_run(run)
+    criteria.evaluate_run(run)
     return judged

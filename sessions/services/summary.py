@@ -79,7 +79,7 @@ def finish_run(run: TestRun, writer: ResultWriter | None, info: RunInfo | None, 
         )
         run.suspect = aggregates["suspect"] or 0
         run.tests_duration_s = aggregates["tests_duration"]
-        run.by_priority = _by_priority(run)
+        run.by_priority = {} if _no_priorities(run, writer) else _by_priority(run)
         run.mrr_at_risk = _mrr_at_risk(run)
         if writer is not None:
             run.metrics = writer.metrics()
@@ -107,6 +107,15 @@ def finish_run(run: TestRun, writer: ResultWriter | None, info: RunInfo | None, 
 
     on_run_finished(run)
     return run
+
+
+def _no_priorities(run: TestRun, writer: ResultWriter | None) -> bool:
+    """True when the writer stored every result of the run and none belongs to a case with a priority.
+
+    ``_by_priority`` would then find no row, after joining every result to its case (a tenth of a
+    second for 100,000 results). The writer knows each case's priority when it resolves the case.
+    """
+    return writer is not None and not writer.prioritized and writer.count == run.total
 
 
 def _by_priority(run: TestRun) -> dict[str, dict[str, int]]:
@@ -139,13 +148,12 @@ def _mrr_at_risk(run: TestRun) -> Decimal:
 
 
 def _write_signature_counts(run: TestRun) -> None:
-    """RunSignature rows for the run page, then each signature's lifetime counters."""
-    rows = (
-        TestResult.objects.filter(run=run, signature__isnull=False)
-        .values("signature_id")
-        .annotate(results=Count("id"), tests=Count("case_id", distinct=True), modules=Count("case__module", distinct=True))
-        .order_by()
-    )
+    """RunSignature rows for the run page, then each signature's lifetime counters.
+
+    Two grouped queries and one bulk update, whatever the number of signatures.
+    """
+    counted = dict(results=Count("id"), tests=Count("case_id", distinct=True), modules=Count("case__module", distinct=True))
+    rows = TestResult.objects.filter(run=run, signature__isnull=False).values("signature_id").annotate(**counted).order_by()
     RunSignature.objects.filter(run=run).delete()
     RunSignature.objects.bulk_create(
         [
@@ -156,14 +164,20 @@ def _write_signature_counts(run: TestRun) -> None:
     signature_ids = [r["signature_id"] for r in rows]
     if not signature_ids:
         return
+    totals = {
+        r["signature_id"]: r
+        for r in TestResult.objects.filter(signature_id__in=signature_ids)
+        .values("signature_id")
+        .annotate(**counted)
+        .order_by()
+    }
     when = run.finished_at or timezone.now()
-    for sig in FailureSignature.objects.filter(pk__in=signature_ids):
-        totals = TestResult.objects.filter(signature=sig).aggregate(
-            results=Count("id"), tests=Count("case_id", distinct=True), modules=Count("case__module", distinct=True)
-        )
-        sig.result_count = totals["results"]
-        sig.test_count = totals["tests"]
-        sig.module_count = totals["modules"]
+    signatures = list(FailureSignature.objects.filter(pk__in=signature_ids))
+    for sig in signatures:
+        found = totals.get(sig.pk, {"results": 0, "tests": 0, "modules": 0})
+        sig.result_count = found["results"]
+        sig.test_count = found["tests"]
+        sig.module_count = found["modules"]
         sig.last_seen_run = run
         sig.last_seen_at = when
         if sig.first_seen_run_id is None:
@@ -171,10 +185,11 @@ def _write_signature_counts(run: TestRun) -> None:
             sig.first_seen_at = when
         if sig.status == FailureSignature.Status.VERIFIED:
             sig.status = FailureSignature.Status.REGRESSED
-        sig.save(
-            update_fields=[
-                "result_count", "test_count", "module_count", "last_seen_run", "last_seen_at",
-                "first_seen_run", "first_seen_at", "status",
-            ]
-        )
-
+    FailureSignature.objects.bulk_update(
+        signatures,
+        [
+            "result_count", "test_count", "module_count", "last_seen_run", "last_seen_at",
+            "first_seen_run", "first_seen_at", "status",
+        ],
+        batch_size=500,
+    )

@@ -1,0 +1,251 @@
+"""A session as a Markdown report, in the spirit of the seed logs.
+
+Mission, the checklist, results per cycle, the cycle table (pass rate, failures by class, MRR at
+risk), metrics against their targets, every failure signature of the session with its five-whys
+analyses and fixes (and whether they were verified), and the flaky tests.
+
+The text is Markdown for people and tools, served as a download (``text/markdown``, attachment,
+``nosniff``) and never rendered as HTML by loopdash. User text goes in as it was written; only the
+characters that would break the report's own structure are neutralised: newlines and ``|`` inside
+table cells, and code fences are made longer than any run of backticks in the text they hold.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+from django.db.models import Count, Max, Prefetch, Sum
+from django.utils import timezone
+
+from .. import selectors
+from ..models import Analysis, FailureSignature, Fix, LoopSession, RunSignature
+
+MAX_SIGNATURES = 100
+MAX_TRACE = 4000
+
+
+def _cell(value: object) -> str:
+    text = str(value if value is not None else "—")
+    return re.sub(r"\s*\n\s*", " ", text).replace("|", "\\|").strip() or "—"
+
+
+def _fence(text: str, lang: str = "") -> str:
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{lang}\n{text.rstrip()}\n{fence}"
+
+
+def _quote(text: str) -> str:
+    return "\n".join(f"> {line}" if line else ">" for line in text.strip().splitlines())
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}%"
+
+
+def _money(value: object) -> str:
+    return f"${float(value):,.0f}" if value is not None else "—"
+
+
+def _table(header: list[str], rows: list[list[object]]) -> list[str]:
+    lines = ["| " + " | ".join(_cell(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _signatures(session: LoopSession) -> list[tuple[FailureSignature, int, int]]:
+    """The session's signatures (not merged away), most results first, with their results and runs here."""
+    rows = list(
+        RunSignature.objects.filter(run__session=session, signature__merged_into__isnull=True)
+        .values("signature_id")
+        .annotate(results=Sum("results"), runs=Count("id"), last=Max("run_id"))
+        .order_by("-results", "signature_id")[:MAX_SIGNATURES]
+    )
+    fixes = Fix.objects.select_related("deployment", "verified_by").order_by("created_at", "id")
+    analyses = Analysis.objects.select_related("author").prefetch_related("steps", Prefetch("fixes", queryset=fixes))
+    signatures = {
+        s.pk: s
+        for s in FailureSignature.objects.filter(pk__in=[r["signature_id"] for r in rows])
+        .select_related("category", "first_seen_run__cycle", "last_seen_run__cycle")
+        .prefetch_related(Prefetch("analyses", queryset=analyses.order_by("created_at", "id")))
+    }
+    merged: dict[int, list[Analysis]] = {}
+    for analysis in analyses.filter(signature__merged_into_id__in=list(signatures)).select_related("signature"):
+        merged.setdefault(analysis.signature.merged_into_id, []).append(analysis)
+    out = []
+    for r in rows:
+        sig = signatures.get(r["signature_id"])
+        if sig is not None:
+            sig.all_analyses = [*sig.analyses.all(), *merged.get(sig.pk, [])]
+            out.append((sig, r["results"], r["runs"]))
+    return out
+
+
+def _analysis_lines(analysis: Analysis) -> list[str]:
+    author = analysis.author.get_username() if analysis.author else "unknown"
+    lines = [
+        f"#### Five whys — {analysis.get_status_display()} "
+        f"({author}, {timezone.localtime(analysis.updated_at):%Y-%m-%d %H:%M})",
+        "",
+    ]
+    if analysis.status == Analysis.Status.REFUTED:
+        lines += ["*Refuted: this root cause was disproved by a later run.*", ""]
+    if analysis.problem:
+        lines += [f"**Problem**: {analysis.problem}", ""]
+    for number, step in enumerate(analysis.steps.all(), start=1):
+        lines += [f"**Why {number}**: {step.question}", "", _quote(step.answer or "…"), ""]
+    if analysis.root_cause:
+        lines += [f"**Root cause**: {analysis.root_cause}", ""]
+    if analysis.error_behind_error:
+        lines += [f"**The error behind the error**: {analysis.error_behind_error}", ""]
+    fixes = list(analysis.fixes.all())
+    if fixes:
+        lines += ["**Fixes**:", ""]
+        for fix in fixes:
+            where = ""
+            if fix.deployment:
+                where += f", deployed by deployment {fix.deployment.pk} ({fix.deployment.revision})"
+            if fix.verified_by:
+                verb = "verified by" if fix.status == Fix.Status.VERIFIED else "judged by"
+                where += f", {verb} run {fix.verified_by.pk}"
+            mark = {"verified": "✅", "did_not_fix": "❌", "deployed": "🚀", "pending": "⏳"}.get(fix.status, "")
+            link = f" ({fix.url})" if fix.url else ""
+            lines.append(
+                f"- {mark} `{fix.sha[:12]}` {_cell(fix.message) if fix.message else ''}{link} — "
+                f"**{fix.get_status_display()}**{where}"
+            )
+        lines.append("")
+    return lines
+
+
+def session_report(session: LoopSession) -> str:
+    """The whole report as one string."""
+    cycles = selectors.session_cycles(session)
+    priority = selectors.chart_priority(session, cycles)
+    green = selectors.cycles_to_green(session, cycles)
+    base = settings.LOOPDASH_BASE_URL.rstrip("/")
+    now = timezone.localtime()
+    goal = f"{session.goal_pass_rate:g}%" + (f" of {session.goal_priority} tests" if session.goal_priority else "")
+    out: list[str] = [
+        f"# {session.title}",
+        "",
+        f"**Date**: {now:%Y-%m-%d %H:%M}  ",
+        f"**Environment**: {session.environment.name}  ",
+        f"**Goal**: {goal}  ",
+        f"**Status**: {session.get_status_display()}  ",
+    ]
+    if session.tracking_url:
+        out.append(f"**Tracking issue**: {session.tracking_url}  ")
+    out.append(f"**Dashboard**: {base}{session.get_absolute_url()}")
+    out.append("")
+    if session.mission:
+        out += ["## Mission", "", session.mission.strip(), ""]
+
+    if green.reached_at is not None:
+        verdict = f"Green at cycle {green.reached_at} ({green.cycles} cycle{'s' if green.cycles != 1 else ''})."
+        if not green.green_now:
+            verdict += " Not green in the latest cycle."
+    else:
+        verdict = f"Not green yet after {green.cycles} cycle{'s' if green.cycles != 1 else ''}."
+    out += ["## Summary", "", verdict, ""]
+
+    criteria = selectors.session_criteria(session)
+    if criteria:
+        out += ["## Success criteria", ""]
+        for c in criteria:
+            how = "" if not c.automatic else f" — *{c.detail or 'not evaluated yet'}*"
+            out.append(f"- [{'x' if c.done else ' '}] {_cell(c.text)}{how}")
+        out.append("")
+
+    out += ["## Results per cycle", ""]
+    rows = []
+    for row in cycles:
+        deploys = ", ".join(f"{d.revision} ({d.status})" for d in row.deployments) or "—"
+        for run in row.runs:
+            bucket = (run.by_priority or {}).get(priority) if priority else None
+            rows.append(
+                [
+                    row.cycle.number,
+                    deploys,
+                    f"run {run.pk}" + (" ★" if run == row.representative else ""),
+                    run.label,
+                    run.status + (" (incomplete)" if run.incomplete else ""),
+                    f"{run.passed}/{run.executed}",
+                    _pct(run.pass_rate),
+                    _pct(bucket.get("pass_rate")) if isinstance(bucket, dict) else "—",
+                    run.failed + run.errors,
+                    run.suspect,
+                    _money(run.mrr_at_risk),
+                ]
+            )
+    header = ["Cycle", "Deploy", "Run", "Label", "Status", "Passed", "Pass rate", f"{priority or 'Priority'} pass rate",
+              "Failing", "Suspect", "MRR at risk"]  # fmt: skip
+    out += _table(header, rows) if rows else ["No runs yet."]
+    out += ["", "★ the run that stands for its cycle (its latest complete full run).", ""]
+
+    table = selectors.cycle_table(cycles, priority)
+    if table.cycles:
+        out += ["## Key metrics per cycle", ""]
+        out += _table(
+            ["Metric", *[f"Cycle {n}" for n in table.cycles], "Change"],
+            [[label.lstrip("· "), *cells, change] for label, _css, cells, change in table.rows],
+        )
+        out.append("")
+
+    latest = next((row.representative for row in reversed(cycles) if row.representative is not None), None)
+    metrics = selectors.metric_rows(latest, session.environment.metric_targets or {})
+    if metrics:
+        out += [f"## Metrics against targets (run {latest.pk if latest else '—'})", ""]
+        out += _table(
+            ["Metric", "Median", "Target", "Within target"],
+            [
+                [
+                    m.name,
+                    "—" if m.value is None else f"{m.value:g}",
+                    "—" if m.target is None else f"{'≤' if m.lower_is_better else '≥'} {m.target:g}",
+                    {True: "✅ yes", False: "❌ no", None: "—"}[m.ok],
+                ]
+                for m in metrics
+            ],
+        )
+        out.append("")
+
+    signatures = _signatures(session)
+    out += ["## Failures and their five whys", ""]
+    if not signatures:
+        out += ["No failure in this session.", ""]
+    for sig, results, runs in signatures:
+        first = sig.first_seen_run
+        last = sig.last_seen_run
+        out += [
+            f"### {sig.title}",
+            "",
+            f"- **Status**: {sig.get_status_display()}",
+            f"- **Category**: {sig.category.name if sig.category else '—'}",
+            f"- **Error type**: `{sig.error_type or '—'}`",
+            f"- **In this session**: {results} failing results in {runs} runs "
+            f"(all sessions: {sig.result_count} results, {sig.test_count} tests, {sig.module_count} modules)",
+            f"- **First seen**: run {first.pk} (cycle {first.cycle.number})" if first else "- **First seen**: —",
+            f"- **Last seen**: run {last.pk} (cycle {last.cycle.number})" if last else "- **Last seen**: —",
+            f"- **Link**: {base}{sig.get_absolute_url()}",
+            "",
+        ]
+        if sig.sample_message:
+            out += ["Sample message:", "", _fence(sig.sample_message[:MAX_TRACE]), ""]
+        analyses = sig.all_analyses
+        if not analyses:
+            out += ["*No analysis yet.*", ""]
+        for analysis in analyses:
+            out += _analysis_lines(analysis)
+
+    flaky, count = selectors.flaky_tests(session, limit=50)
+    if flaky:
+        out += [f"## Flaky tests ({count})", ""]
+        out += _table(
+            ["Test", "Flip rate", "Passed and failed on", "Recent (oldest first)"],
+            [[f"`{c.nodeid}`", f"{(c.flip_rate or 0) * 100:.0f}%", c.flaky_key, c.recent] for c in flaky],
+        )
+        out.append("")
+    out += ["---", "", f"*Exported from loopdash on {now:%Y-%m-%d %H:%M %Z}.*", ""]
+    return "\n".join(out)

@@ -1,0 +1,143 @@
+"""Flakiness, kept on TestCase when a run ends so that pages never scan results for it.
+
+A test is **flaky** when it both passed and failed (or errored) on the same deployed revision: the
+same commit, or, for runs that no deployment describes, the same cycle. A failed test that passes on a
+rerun in the same cycle is the usual case. Its **flip rate** is how often its outcome changed between
+pass and fail over its last 30 executed results (skipped and xfailed results are not counted): 0 for a
+test that never changed, 1 for one that alternates every run.
+
+The history (``TestCase.recent``, one letter per run) is kept only for tests that have failed at least
+once: a test that always passed cannot have flipped. When a test fails for the first time its history
+is seeded from its earlier results (one windowed query), so the flip rate is right from the start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db.models import F, Q, Window
+from django.db.models.functions import RowNumber
+from django.utils import timezone
+
+from ..models import Deployment, Outcome, TestCase, TestResult, TestRun, WorkStatus
+
+WINDOW = 30
+CODES = {Outcome.PASSED: "P", Outcome.FAILED: "F", Outcome.ERROR: "E"}
+FAILING = (Outcome.FAILED, Outcome.ERROR)
+# When a test appears twice in one run, the worse outcome stands for the run.
+_RANK = {"P": 0, "E": 1, "F": 2}
+
+
+def flip_rate(history: str) -> float | None:
+    """Changes between passing and failing over consecutive results; None with fewer than two."""
+    states = [c == "P" for c in history if c in "PFE"]
+    if len(states) < 2:
+        return None
+    flips = sum(1 for a, b in zip(states, states[1:], strict=False) if a != b)
+    return round(flips / (len(states) - 1), 4)
+
+
+def deployment_of(run: TestRun) -> Deployment | None:
+    """The deployment a run tested: its own, else the latest succeeded one of its cycle started before it."""
+    if run.deployment_id:
+        return Deployment.objects.filter(pk=run.deployment_id).first()
+    started = run.started_at or run.created_at
+    return (
+        Deployment.objects.filter(cycle_id=run.cycle_id, status=WorkStatus.SUCCEEDED, created_at__lte=started)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+
+
+def revision_key(run: TestRun) -> tuple[str, Q]:
+    """A label for the revision a run tested, and a filter for the other runs of that revision."""
+    deployment = deployment_of(run)
+    if deployment is None:
+        return f"cycle {run.cycle_id}", Q(cycle_id=run.cycle_id, deployment__isnull=True)
+    if deployment.commit_sha:
+        same = Deployment.objects.filter(environment_id=run.environment_id, commit_sha=deployment.commit_sha)
+        label = f"{deployment.revision} ({deployment.commit_sha[:10]})"
+    else:
+        same = Deployment.objects.filter(environment_id=run.environment_id, revision=deployment.revision)
+        label = deployment.revision
+    ids = list(same.values_list("pk", flat=True)[:500])
+    return label, Q(deployment_id__in=ids) | Q(deployment__isnull=True, cycle__deployments__in=ids)
+
+
+def _chunks(items: list[int], size: int = 500) -> Iterable[list[int]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _mark_flaky(run: TestRun) -> int:
+    """Tests that failed here and passed in another run of the same revision, or the other way round."""
+    label, same_revision = revision_key(run)
+    siblings = (
+        TestRun.objects.filter(same_revision, environment_id=run.environment_id, status=WorkStatus.FINISHED)
+        .exclude(pk=run.pk)
+        .values("pk")
+    )
+    failed_here = TestResult.objects.filter(run=run, outcome__in=FAILING).values("case_id")
+    passed_here = TestResult.objects.filter(run=run, outcome=Outcome.PASSED).values("case_id")
+    passed_there = TestResult.objects.filter(run_id__in=siblings, outcome=Outcome.PASSED, case_id__in=failed_here)
+    failed_there = TestResult.objects.filter(run_id__in=siblings, outcome__in=FAILING, case_id__in=passed_here)
+    ids = set(passed_there.values_list("case_id", flat=True).distinct()) | set(
+        failed_there.values_list("case_id", flat=True).distinct()
+    )
+    if ids:
+        TestCase.objects.filter(pk__in=ids).update(flaky_key=label[:100], flaky_run=run, flaky_at=timezone.now())
+    return len(ids)
+
+
+def _seed(case_ids: list[int], run: TestRun) -> dict[int, str]:
+    """Histories of tests failing for the first time, from their earlier results (newest 29 runs each)."""
+    history: dict[int, dict[int, str]] = {}
+    for chunk in _chunks(case_ids):
+        rows = (
+            TestResult.objects.filter(
+                case_id__in=chunk, outcome__in=list(CODES), run__status=WorkStatus.FINISHED, run_id__lt=run.pk
+            )
+            .annotate(n=Window(RowNumber(), partition_by=[F("case_id")], order_by=F("run_id").desc()))
+            .filter(n__lt=WINDOW)
+            .values_list("case_id", "run_id", "outcome")
+        )
+        for case_id, run_id, outcome in rows:
+            runs = history.setdefault(case_id, {})
+            code = CODES[outcome]
+            if _RANK[code] >= _RANK.get(runs.get(run_id, "P"), 0):
+                runs[run_id] = code
+    return {case_id: "".join(runs[k] for k in sorted(runs)) for case_id, runs in history.items()}
+
+
+def _update_histories(run: TestRun) -> int:
+    """Append this run's outcome to the history of every tracked test it executed."""
+    rows = (
+        TestResult.objects.filter(run=run, outcome__in=list(CODES))
+        .filter(Q(outcome__in=FAILING) | ~Q(case__recent=""))
+        .values_list("case_id", "outcome", "case__recent")
+    )
+    codes: dict[int, str] = {}
+    recent: dict[int, str] = {}
+    for case_id, outcome, history in rows:
+        code = CODES[outcome]
+        if _RANK[code] >= _RANK.get(codes.get(case_id, "P"), 0):
+            codes[case_id] = code
+        recent[case_id] = history or ""
+    if not codes:
+        return 0
+    new = [case_id for case_id, history in recent.items() if not history]
+    recent.update(_seed(new, run))
+    changed = []
+    for case_id, code in codes.items():
+        history = (recent.get(case_id, "") + code)[-WINDOW:]
+        changed.append(TestCase(pk=case_id, recent=history, flip_rate=flip_rate(history)))
+    TestCase.objects.bulk_update(changed, ["recent", "flip_rate"], batch_size=1000)
+    return len(changed)
+
+
+def record_run(run: TestRun) -> None:
+    """Update flakiness from a run that ended; interrupted runs are ignored (their last test is cut off)."""
+    if run.status != WorkStatus.FINISHED or run.incomplete:
+        return
+    _update_histories(run)
+    _mark_flaky(run)
