@@ -143,8 +143,11 @@ def measure_loopdash(path: str, dsn: str) -> dict:
     import django
 
     django.setup()
+    from django.db import connection
+
     from sessions.services.ingestion import ingest_file
 
+    connection.ensure_connection()  # as the floor, which connects before its clock starts
     slug = f"bench-{Path(path).name.replace('.', '-')}-{time.time_ns()}"
     start = time.perf_counter()
     with open(path, "rb") as f:
@@ -169,12 +172,14 @@ def child(kind: str, path: str, dsn: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def prepare_database(dsn: str) -> None:
+def prepare_database(dsn: str, *, fresh: bool = False) -> None:
     import psycopg
 
     name = dsn.rsplit("/", 1)[1]
     admin = dsn.rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(admin, autocommit=True) as conn:
+        if fresh:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             conn.execute(f'CREATE DATABASE "{name}"')
     env = {**os.environ, "DATABASE_URL": dsn}
@@ -187,6 +192,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="take the best of N runs of each measurement")
     parser.add_argument("--dsn", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
     parser.add_argument("--child", nargs=2, metavar=("KIND", "PATH"))
+    parser.add_argument(
+        "--fresh", action="store_true", help="drop and create the benchmark database first (figures then do not "
+        "depend on what earlier runs left in it)"
+    )
     args = parser.parse_args()
     dsn = args.dsn.replace("postgres://", "postgresql://")
     if args.child:
@@ -196,7 +205,7 @@ def main() -> None:
         return
 
     OUT.mkdir(parents=True, exist_ok=True)
-    prepare_database(dsn)
+    prepare_database(dsn, fresh=args.fresh)
     rows = []
     print(f"{'cases':>8} {'file MB':>8} {'floor s':>8} {'loopdash s':>10} {'ratio':>6} {'peak MB':>8} "
           f"{'reportlog s':>11} {'rl/junit':>8} {'rl peak MB':>10}")
@@ -206,9 +215,13 @@ def main() -> None:
             write_junit(junit, n)
         if not rlog.exists():
             write_reportlog(rlog, n)
-        floor = min((child("floor", str(junit), dsn) for _ in range(args.repeat)), key=lambda r: r["seconds"])
-        full = min((child("loopdash", str(junit), dsn) for _ in range(args.repeat)), key=lambda r: r["seconds"])
-        rl = min((child("loopdash", str(rlog), dsn) for _ in range(args.repeat)), key=lambda r: r["seconds"])
+        # Interleaved, so that a busy moment of the machine costs each measurement alike.
+        runs: dict[str, list[dict]] = {"floor": [], "junit": [], "reportlog": []}
+        for _ in range(args.repeat):
+            runs["floor"].append(child("floor", str(junit), dsn))
+            runs["junit"].append(child("loopdash", str(junit), dsn))
+            runs["reportlog"].append(child("loopdash", str(rlog), dsn))
+        floor, full, rl = (min(runs[k], key=lambda r: r["seconds"]) for k in ("floor", "junit", "reportlog"))
         if rl["tests"] != full["tests"]:
             raise SystemExit(f"report-log stored {rl['tests']} results, JUnit {full['tests']}")
         row = {

@@ -5,8 +5,11 @@ Run: `.venv/bin/python bench/pages.py [--rebuild] [--repeat 30] [--explain]`.
 Two PostgreSQL databases hold the same shape of history at two sizes, made by `manage.py generate_history`
 through the real ingest path and kept between runs (`--rebuild` drops and makes them again):
 
-- `ld_scale_10k`: 5 cycles of 1,800 tests, plus one 1,000-test run ("big-run")      ≈ 10,000 results
+- `ld_scale_10k`: 50 cycles of 180 tests, plus one 1,000-test run ("big-run")       ≈ 10,000 results
 - `ld_scale_1m`:  500 cycles of 1,800 tests, plus one 100,000-test run ("big-run")  ≈ 1,000,000 results
+
+The small one has 50 cycles, so that pages which show at most 50 rows (a test's history, a signature's
+runs) show as many rows at both sizes: what differs is the data behind them, not the page.
 
 Each size is measured in its own process (Django bound to that database) with Django's test ``Client``,
 in process, logged in as a superuser (who sees every control): ``--repeat`` timed requests per page after
@@ -36,7 +39,7 @@ PG = os.environ.get("BENCH_PG_URL", "postgres://root@127.0.0.1:5432")
 
 # name: (database, history cycles, tests per cycle, big run size)
 DATASETS = {
-    "10k": ("ld_scale_10k", 5, 1_800, 1_000),
+    "10k": ("ld_scale_10k", 50, 180, 1_000),
     "1m": ("ld_scale_1m", 500, 1_800, 100_000),
 }
 HISTORY, BIG = "history", "big-run"
@@ -60,12 +63,36 @@ def manage(db: str, *args: str, quiet: bool = False) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, stdout=out)
 
 
+META = "bench_meta"  # a table in each bench database: what it holds, so that any checkout can reuse it
+
+
+def read_meta(db: str) -> dict | None:
+    import psycopg
+
+    with psycopg.connect(psql_url(db)) as conn:
+        if conn.execute("SELECT to_regclass(%s)", (META,)).fetchone()[0] is None:
+            return None
+        row = conn.execute(f"SELECT value FROM {META} WHERE name = 'dataset'").fetchone()
+    return row[0] if row else None
+
+
+def write_meta(db: str, meta: dict) -> None:
+    import psycopg
+    from psycopg.types.json import Jsonb
+
+    with psycopg.connect(psql_url(db)) as conn:
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {META} (name text PRIMARY KEY, value jsonb NOT NULL)")
+        conn.execute(
+            f"INSERT INTO {META} (name, value) VALUES ('dataset', %s) ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+            (Jsonb(meta),),
+        )
+
+
 def build(name: str, rebuild: bool) -> dict:
     """Create (or reuse) one dataset's database; return what it holds and how long it took to make."""
     import psycopg
 
     db, cycles, tests, big = DATASETS[name]
-    meta_path = OUT / f"pages-build-{name}.json"
     with psycopg.connect(psql_url("postgres"), autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone() is not None
         if exists and rebuild:
@@ -73,13 +100,13 @@ def build(name: str, rebuild: bool) -> dict:
             exists = False
         if not exists:
             conn.execute(f'CREATE DATABASE "{db}"')
-            meta_path.unlink(missing_ok=True)
     manage(db, "migrate", "--noinput", "-v", "0")  # also brings a cached database up to new migrations
-    if meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        if meta.get("complete"):
-            print(f"[{name}] using cached database {db} ({meta['results']:,} results; --rebuild to make it again)")
-            return meta
+    meta = read_meta(db)
+    if meta and meta.get("complete") and (meta["cycles"], meta["tests"], meta["big_run"]) == (cycles, tests, big):
+        print(f"[{name}] using cached database {db} ({meta['results']:,} results; --rebuild to make it again)")
+        return meta
+    if meta is not None or exists:
+        raise SystemExit(f"[{name}] {db} holds something else than this dataset: run with --rebuild")
     print(f"[{name}] building {db}: {cycles} cycles x {tests} tests + a {big:,}-test run", flush=True)
     started = time.perf_counter()
     manage(db, "generate_history", "--session", HISTORY, "--cycles", str(cycles), "--tests", str(tests))
@@ -96,10 +123,10 @@ def build(name: str, rebuild: bool) -> dict:
     meta = {
         "database": db, "cycles": cycles, "tests": tests, "big_run": big, "results": results, "size": size,
         "history_s": round(history_s, 1), "big_run_s": round(big_s, 1), "vacuum_analyze_s": round(vacuum_s, 1),
-        "results_per_s": round(results / (history_s + big_s)), "complete": True,
+        "results_per_s": round(results / (history_s + big_s)), "built_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "complete": True,
     }
-    OUT.mkdir(parents=True, exist_ok=True)
-    meta_path.write_text(json.dumps(meta, indent=2))
+    write_meta(db, meta)
     print(f"[{name}] built: {results:,} results, {size}, in {history_s + big_s:.0f} s "
           f"({meta['results_per_s']:,} results/s)", flush=True)
     return meta
@@ -168,9 +195,14 @@ def targets() -> list[dict]:
     # Pages other engineers are adding: measured when their URL names exist.
     names = sorted(n for n in get_resolver().reverse_dict if isinstance(n, str) and ("compare" in n or "flaky" in n))
     for name in names:
-        url = _reverse_guess(name, history, last_full)
+        if name == "run_compare":  # a run against the previous complete full run of its session
+            url, note = reverse(name, args=[last_full[0].pk]), "latest full run vs previous (1 cycle apart)"
+        elif name == "run_compare_with":  # the worst case: the big run against a full run of the same environment
+            url, note = reverse(name, args=[big.pk, last_full[0].pk]), f"{big.total:,}-result run vs a full run"
+        else:
+            url, note = _reverse_guess(name, history, last_full), "discovered"
         if url:
-            pages.append({"page": name.replace("_", " "), "url": url, "note": "discovered"})
+            pages.append({"page": name.replace("_", " "), "url": url, "note": note})
     return pages
 
 
@@ -295,7 +327,10 @@ def main() -> None:
     measured = {}
     for name in sizes:
         print(f"[{name}] measuring ({args.repeat} requests per page)", file=sys.stderr, flush=True)
+        before = os.getloadavg()
         measured[name] = child(name, args.repeat, args.warmup, args.explain and name == sizes[-1])
+        # The machine may be shared: the load average tells how much the figures were disturbed.
+        measured[name]["loadavg"] = {"before": before, "after": os.getloadavg()}
     small, large = sizes[0], sizes[-1]
     by_page = {name: {r["page"]: r for r in measured[name]["pages"]} for name in sizes}
     table = []
@@ -315,6 +350,7 @@ def main() -> None:
         table.append({"page": page, "ratio": ratio, "met": not missed, "missed": missed,
                       **{s: by_page[s].get(page) for s in sizes}})
     report = {"machine": machine(), "datasets": builds, "repeat": args.repeat, "table": table,
+              "loadavg": {name: measured[name]["loadavg"] for name in sizes},
               "goals": {"median_ms": GOAL_MEDIAN_MS, "queries": GOAL_QUERIES, "ratio": GOAL_RATIO}}
     args.out.write_text(json.dumps(report, indent=2, default=str))
     plans = [p for name in sizes for p in measured[name]["plans"]]

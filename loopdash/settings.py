@@ -163,6 +163,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 else:
     # Longer than the longest run: a late-acked task is redelivered only after this.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 4 * 3600)}
+# A running run or deployment whose heartbeat is older than this is marked lost by the reaper
+# (celery beat, every 15 s), so a dead worker's run ends within about this bound plus 15 s.
+LOOPDASH_LOST_AFTER_S = env_int("LOOPDASH_LOST_AFTER_S", 60)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

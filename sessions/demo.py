@@ -3,9 +3,14 @@
 Its results are files that real pytest wrote against real deploys of
 `examples/staging` (see `examples/staging/make_results.py`), stored in
 `sessions/demo_results/` and ingested here through the same path as any upload.
-Deployments, five-whys analyses and fixes are added in the order an engineer
-would have added them, so the fix lifecycle judges them for real: the first
-1011 fix targets the wrong race condition and shows as "did not fix".
+`sessions/demo_reruns/` holds two reruns of failed tests made the same way (cycle
+4's streaming failures, which fail again; cycle 6's flaky snapshot test, which
+passes on the rerun and so shows as flaky).
+
+Deployments, five-whys analyses (through the triage services, so they have an
+edit history) and fixes are added in the order an engineer would have added them,
+so the fix lifecycle judges them for real: the first 1011 fix targets the wrong
+race condition and shows as "did not fix"; the second one is verified.
 """
 
 from __future__ import annotations
@@ -34,13 +39,15 @@ from .models import (
     LoopSession,
     SignatureCategory,
     SuccessCriterion,
-    WhyStep,
+    TestRun,
     WorkStatus,
 )
+from .services import criteria, triage
 from .services.ingestion import ingest_file, resolve_cycle
 from .services.lifecycle import on_deployment_succeeded
 
 RESULTS_DIR = Path(__file__).resolve().parent / "demo_results"
+RERUNS_DIR = Path(__file__).resolve().parent / "demo_reruns"
 STAGING_DIR = settings.BASE_DIR / "examples" / "staging"
 SLUG = "demo"
 
@@ -56,7 +63,25 @@ AREAS = {"chat": 120_000, "events": 42_000, "streaming": 80_000, "auth": 50_000,
 CATEGORIES = [
     ("infrastructure", r"(?i)timeout|connection refused|1011|redis|unavailable", "#b45309"),
     ("auth", r"(?i)token|jwt|403|unauthori[sz]ed", "#7c3aed"),
+    ("routing", r"(?i)unknown_message_type|404", "#0891b2"),
     ("product", r".", "#2563eb"),
+]
+
+# Which part of the product each test module protects (node-id globs), after the P1 rule.
+AREA_RULES = [
+    ("tests/test_1_websocket_events_staging.py::*", "events"),
+    ("tests/test_2_message_flow_staging.py::*", "chat"),
+    ("tests/test_3_agent_pipeline_staging.py::*", "chat"),
+    ("tests/test_5_response_streaming_staging.py::*", "streaming"),
+    ("tests/test_6_auth_websocket_staging.py::*", "auth"),
+    ("tests/test_10_critical_path_staging.py::*", "api"),
+]
+
+P1_NAMED = [
+    "tests/test_priority1_critical_REAL.py::test_001_websocket_connection_real",
+    "tests/test_priority1_critical_REAL.py::test_002_websocket_authentication_real",
+    "tests/test_priority1_critical_REAL.py::test_023_streaming_partial_results_real",
+    "tests/test_priority1_critical_REAL.py::test_025_critical_event_delivery_real",
 ]
 
 
@@ -88,6 +113,7 @@ def ensure_environment() -> Environment:
     env.metric_targets = {
         "ws_latency_ms": {"target": 50, "lower_is_better": True},
         "api_response_ms": {"target": 100, "lower_is_better": True},
+        "agent_run_ms": {"target": 500, "lower_is_better": True},
     }
     env.save()
     for name, mrr in AREAS.items():
@@ -96,6 +122,11 @@ def ensure_environment() -> Environment:
         environment=env, match=ImpactRule.Match.GLOB, pattern="tests/test_priority1_critical_REAL.py::*",
         defaults={"priority": "P1", "area": BusinessArea.objects.get(name="chat"), "position": 0},
     )
+    for position, (pattern, area) in enumerate(AREA_RULES, start=1):
+        ImpactRule.objects.get_or_create(
+            environment=env, match=ImpactRule.Match.GLOB, pattern=pattern,
+            defaults={"area": BusinessArea.objects.get(name=area), "position": position},
+        )
     for position, (name, pattern, colour) in enumerate(CATEGORIES):
         SignatureCategory.objects.update_or_create(
             name=name, defaults={"pattern": pattern, "colour": colour, "position": position}
@@ -113,13 +144,52 @@ def _signature(env: Environment, *needles: str) -> FailureSignature | None:
 
 def _analysis(sig: FailureSignature, author, problem: str, whys: list[tuple[str, str]], root: str,  # noqa: ANN001
               behind: str, status: str) -> Analysis:
-    analysis = Analysis.objects.create(
-        signature=sig, problem=problem, root_cause=root, error_behind_error=behind, status=status, author=author
+    """Write an analysis the way an engineer does on the page, so that it has its edit history."""
+    analysis = triage.create_analysis(sig, author, problem)
+    for question, answer in whys:
+        analysis.refresh_from_db()
+        triage.add_step(analysis, {"version": analysis.version, "question": question, "answer": answer}, author)
+    analysis.refresh_from_db()
+    triage.update_analysis(
+        analysis,
+        {"version": analysis.version, "root_cause": root, "error_behind_error": behind, "status": status},
+        author,
     )
-    WhyStep.objects.bulk_create(
-        [WhyStep(analysis=analysis, position=i, question=q, answer=a) for i, (q, a) in enumerate(whys)]
-    )
+    analysis.refresh_from_db()
     return analysis
+
+
+def _fix(analysis: Analysis, author, sha: str, message: str) -> Fix:  # noqa: ANN001
+    analysis.refresh_from_db()
+    return triage.add_fix(analysis, {"version": analysis.version, "sha": sha, "message": message}, author)
+
+
+def _refute(analysis: Analysis, author) -> None:  # noqa: ANN001
+    analysis.refresh_from_db()
+    triage.update_analysis(analysis, {"version": analysis.version, "status": Analysis.Status.REFUTED}, author)
+
+
+def _title(sig: FailureSignature, title: str, author) -> None:  # noqa: ANN001
+    sig.refresh_from_db()
+    triage.set_title(sig, title, sig.version, author)
+    sig.refresh_from_db()
+
+
+def _all_signatures(env: Environment, *needles: str) -> list[FailureSignature]:
+    found = []
+    for sig in FailureSignature.objects.filter(environment=env, merged_into__isnull=True).order_by("pk"):
+        text = f"{sig.error_type} {sig.normalized} {sig.sample_message}".lower()
+        if all(n.lower() in text for n in needles):
+            found.append(sig)
+    return found
+
+
+def _merge_all(into: FailureSignature, others: list[FailureSignature], author) -> FailureSignature:  # noqa: ANN001
+    """Merge several fingerprints of one problem, as an engineer does from the signature page."""
+    for other in others:
+        if other.pk != into.pk:
+            into = triage.merge(other, into, author)
+    return into
 
 
 def _commit(env: Environment, revision: str) -> str:
@@ -134,6 +204,7 @@ def load(stdout: Callable[[str], None] = print, *, reset: bool = False) -> LoopS
     if session is not None and reset:
         session.delete()
         FailureSignature.objects.filter(environment=env).delete()
+        Deployment.objects.filter(environment=env).delete()
         session = None
     if session is not None and session.runs.exists():
         stdout(f"demo already loaded: session '{SLUG}' has {session.runs.count()} runs")
@@ -162,6 +233,8 @@ def load(stdout: Callable[[str], None] = print, *, reset: bool = False) -> LoopS
                 ("No 0.00 s e2e tests (mocked or not really run)", SuccessCriterion.Kind.NO_SUSPECTS, {}),
                 ("All five agent events delivered", SuccessCriterion.Kind.MANUAL, {}),
                 ("WebSocket latency within target", SuccessCriterion.Kind.METRIC, {"metric": "ws_latency_ms"}),
+                ("The four golden-path P1 tests pass", SuccessCriterion.Kind.TESTS_PASS, {"tests": P1_NAMED}),
+                ("Real staging connectivity validated", SuccessCriterion.Kind.MANUAL, {}),
             ]
         ):
             SuccessCriterion.objects.get_or_create(
@@ -192,13 +265,28 @@ class _Story:
             log_tail=f"deploying {revision}\nservice healthy\ndeployed {revision} {_commit(self.env, revision)}\n",
         )
         on_deployment_succeeded(deployment)
+        full = None
         for name in cycle["files"]:
             path = RESULTS_DIR / name
             with path.open("rb") as f:
                 run = ingest_file(f, name, session_slug=SLUG, cycle_number=number).run
             run.deployment = deployment
             run.save(update_fields=["deployment"])
+            if "e2e" in name or "full" in name:
+                full = run
             stdout(f"  cycle {number} ({revision}): run {run.pk} {name}: {run.passed}/{run.total} passed")
+        rerun_file = RERUNS_DIR / f"cycle-{number:02d}-{revision}-rerun.xml.gz"
+        if full is not None and rerun_file.exists():
+            with rerun_file.open("rb") as f:
+                rerun = ingest_file(f, rerun_file.name, session_slug=SLUG, cycle_number=number).run
+            TestRun.objects.filter(pk=rerun.pk).update(
+                deployment=deployment, rerun_of=full, scope=TestRun.Scope.FAILED, label=f"rerun of run {full.pk}: failed"
+            )
+            # The rerun was a full run while it was ingested; the checklist follows the full runs only.
+            latest = criteria.latest_full_run(self.session)
+            if latest is not None:
+                criteria.evaluate_session(self.session, latest)
+            stdout(f"  cycle {number} ({revision}): rerun {rerun.pk} of failed tests: {rerun.passed}/{rerun.total} passed")
         self.after(number)
 
     def after(self, number: int) -> None:
@@ -207,9 +295,7 @@ class _Story:
         if number == 1:
             sig = _signature(env, "1011")
             if sig:
-                sig.title = "WebSocket 1011 internal error"
-                sig.status = FailureSignature.Status.ROOT_CAUSED
-                sig.save()
+                _title(sig, "WebSocket 1011 internal error", eng)
                 first = _analysis(
                     sig, eng,
                     "WebSocket connections receive 1011 internal errors during agent execution.",
@@ -224,19 +310,31 @@ class _Story:
                     "Timing gap between Redis connection success and background task stabilisation.",
                     Analysis.Status.HYPOTHESIS,
                 )
-                Fix.objects.create(analysis=first, sha=_commit(env, "r2"), author=eng,
-                                   message="fix: resolve WebSocket 1011 race condition in staging")
+                sig.refresh_from_db()
+                triage.set_status(sig, FailureSignature.Status.ROOT_CAUSED, sig.version, eng)
+                _fix(first, eng, _commit(env, "r2"), "fix: resolve WebSocket 1011 race condition in staging")
                 self.analyses["1011-first"] = first
+            routing = _signature(env, "unknown_message_type", "unknown message")
+            if routing:
+                _title(routing, "execute_agent not routed: unknown_message_type", eng)
+                analysis = _analysis(
+                    routing, eng, "579 tests get an unknown_message_type error event for execute_agent.",
+                    [("Why is execute_agent unknown?", "Only the canonical start_agent message is routed."),
+                     ("Why only start_agent?", "The routing table was written before the e2e suite's alias existed.")],
+                    "execute_agent is missing from the WebSocket message routing table.",
+                    "Most 1011 tests fail here first: the routing error hides the 1011 behind it.",
+                    Analysis.Status.CONFIRMED,
+                )
+                _fix(analysis, eng, _commit(env, "r2"), "fix: route execute_agent to START_AGENT")
             timeout = _signature(env, "timeout")
             if timeout:
-                timeout.title = "Timeout waiting for agent_completed"
-                timeout.status = FailureSignature.Status.INVESTIGATING
-                timeout.save()
+                _title(timeout, "Timeout waiting for agent_completed", eng)
+                timeout.refresh_from_db()
+                triage.set_status(timeout, FailureSignature.Status.INVESTIGATING, timeout.version, eng)
         elif number == 2:
             first = self.analyses.get("1011-first")
             if first:
-                first.status = Analysis.Status.REFUTED
-                first.save()
+                _refute(first, eng)
                 second = _analysis(
                     first.signature, eng,
                     "1011 internal errors persist after the Redis grace-period fix.",
@@ -251,12 +349,10 @@ class _Story:
                     "Duplicate _safe_websocket_state_for_logging helpers; the fix went to the wrong one.",
                     Analysis.Status.CONFIRMED,
                 )
-                Fix.objects.create(analysis=second, sha=_commit(env, "r3"), author=eng,
-                                   message="fix: SSOT safe_websocket_state_for_logging in the message pipeline")
+                _fix(second, eng, _commit(env, "r3"), "fix: SSOT safe_websocket_state_for_logging in the message pipeline")
             token = _signature(env, "token")
             if token:
-                token.title = "Token validation failed (JWT secret mismatch)"
-                token.save()
+                _title(token, "Token validation failed (JWT secret mismatch)", eng)
                 analysis = _analysis(
                     token, eng, "E2E tokens rejected with 'Token validation failed'.",
                     [("Why are tokens rejected?", "The backend validates with a different secret than the test framework signs with."),
@@ -264,8 +360,22 @@ class _Story:
                     "JWT secret resolution diverged between the auth service and the backend.",
                     "No single source of truth for the JWT secret.", Analysis.Status.CONFIRMED,
                 )
-                Fix.objects.create(analysis=analysis, sha=_commit(env, "r4"), author=eng,
-                                   message="fix: unify JWT secret resolution")
+                _fix(analysis, eng, _commit(env, "r4"), "fix: unify JWT secret resolution")
+            api = _all_signatures(env, "/api/v1", "404")
+            if api:
+                # One missing route table, one fingerprint per URL: merged into the health check's.
+                main = next((s for s in api if "/api/v1/health -> http 404" in s.sample_message.lower()), api[0])
+                main = _merge_all(main, api, eng)
+                _title(main, "/api/v1 routes missing (HTTP 404)", eng)
+                analysis = _analysis(
+                    main, eng, "Every /api/v1 endpoint answers 404 while /api works.",
+                    [("Why 404 under /api/v1?", "The service only mounts its routes under /api."),
+                     ("Why do the tests call /api/v1?", "The e2e suite follows the public API docs, which are versioned.")],
+                    "No /api/v1 compatibility layer in the staging backend.",
+                    "Tests and deployed routes disagreed on the API's path; nothing checked that they match.",
+                    Analysis.Status.CONFIRMED,
+                )
+                _fix(analysis, eng, _commit(env, "r4"), "feat: /api/v1 routing compatibility layer")
         elif number == 3:
             timeout = _signature(env, "timeout")
             if timeout:
@@ -276,5 +386,32 @@ class _Story:
                     "Stream finalizer waits for a sentinel that is never sent.",
                     "Streaming was only tested with mocked producers (0.00 s tests).", Analysis.Status.CONFIRMED,
                 )
-                Fix.objects.create(analysis=analysis, sha=_commit(env, "r5"), author=eng,
-                                   message="fix: stream finalizer emits agent_completed")
+                _fix(analysis, eng, _commit(env, "r5"), "fix: stream finalizer emits agent_completed")
+        elif number == 5:
+            leak = _signature(env, "another user")
+            if leak:
+                others = [*_all_signatures(env, "foreign threads"), *_all_signatures(env, "context", "counts")]
+                leak = _merge_all(leak, others, eng)
+                _title(leak, "Cross-user thread leak: another user's thread is listed", eng)
+                analysis = _analysis(
+                    leak, eng, "Users see each other's threads once UserExecutionContext isolation is on.",
+                    [("Why are foreign threads listed?", "The per-user context store uses one scope for everybody."),
+                     ("Why one scope?", "Thread history is keyed by agent, not by user context.")],
+                    "Thread history is not scoped to the UserExecutionContext.",
+                    "The isolation tests were 0.00 s passes until r5: the leak was there all along.",
+                    Analysis.Status.CONFIRMED,
+                )
+                _fix(analysis, eng, _commit(env, "r6"), "fix: scope thread history per user")
+        elif number == 6:
+            snapshot = _signature(env, "status snapshot")
+            if snapshot:
+                _title(snapshot, "Agent status snapshot half-refreshed (flaky)", eng)
+                analysis = _analysis(
+                    snapshot, eng, "test_agent_registry_status_snapshot_consistent fails at random and passes on rerun.",
+                    [("Why does the snapshot show an agent as refreshing?", "list_agents reads the cache while it is being rebuilt."),
+                     ("Why is it read while rebuilt?", "The r3 snapshot cache swaps entries one by one, not atomically.")],
+                    "The status snapshot cache is rebuilt in place, without a lock or an atomic swap.",
+                    "A performance change (r3) introduced the race; only a rerun made it visible.",
+                    Analysis.Status.CONFIRMED,
+                )
+                _fix(analysis, eng, _commit(env, "r7"), "fix: build agent status snapshot atomically")

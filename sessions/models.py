@@ -365,6 +365,8 @@ class TestCase(models.Model):
             models.Index(
                 fields=["environment", "-flaky_at"], name="case_env_flaky", condition=models.Q(flaky_at__isnull=False)
             ),
+            # flaky.record_run: the tests of an environment whose history is being kept.
+            models.Index(fields=["environment"], name="case_env_tracked", condition=~models.Q(recent="")),
         ]
 
     def __str__(self) -> str:

@@ -5,7 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import Count, F, FilteredRelation, Max, Q, QuerySet, Sum
+from django.db import connection
+from django.db.models import (
+    CharField,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    Window,
+)
 from django.db.models.functions import Substr
 from django.http import QueryDict
 from django.shortcuts import get_object_or_404
@@ -637,6 +652,7 @@ class CycleTable:
 
 
 def _rate_cell(run: TestRun | None, bucket: dict | None = None) -> str:
+    """"88.0% (22/25)", as the seed logs write it; the page puts the count on a second line."""
     if run is None:
         return "—"
     if bucket is not None:
@@ -843,56 +859,75 @@ COMPARE_LISTS = {
 }
 
 
-def previous_full_run(run: TestRun) -> TestRun | None:
-    """The run a run is compared with by default: the previous complete full run of its session."""
-    return (
+def previous_full_run(run: TestRun, look_back: int = 20) -> TestRun | None:
+    """The run a run is compared with by default: the previous complete full run of its session.
+
+    A session often alternates suites (the whole e2e suite, then the P1 subset): among the latest
+    ``look_back`` earlier complete full runs, the most recent one of a similar size (half to twice as
+    many tests) is taken, so that a P1 run is compared with the previous P1 run. Failing that, the
+    most recent one.
+    """
+    earlier = list(
         TestRun.objects.filter(
             session_id=run.session_id, status=WorkStatus.FINISHED, incomplete=False, scope=TestRun.Scope.ALL
         )
         .filter(Q(created_at__lt=run.created_at) | Q(created_at=run.created_at, pk__lt=run.pk))
         .select_related("session", "cycle")
-        .order_by("-created_at", "-id")
-        .first()
+        .only(*RUN_SUMMARY_FIELDS, "environment_id", "session__id", "session__slug", "session__title", "cycle__number")
+        .order_by("-created_at", "-id")[:look_back]
     )
+    similar = next((r for r in earlier if run.total / 2 <= r.total <= run.total * 2), None)
+    return similar or (earlier[0] if earlier else None)
 
 
-def _pair(run: TestRun, base: TestRun) -> QuerySet[TestCase]:
-    """Test cases joined to their result in ``run`` (``now``) and in ``base`` (``was``): set-based SQL."""
-    return TestCase.objects.annotate(
-        now=FilteredRelation("results", condition=Q(results__run_id=run.pk)),
-        was=FilteredRelation("results", condition=Q(results__run_id=base.pk)),
-    )
+def _same_case(run_id: int, **filters: object) -> Exists:
+    """The other run has a result of the same test (index result_case_run: one probe per row)."""
+    return Exists(TestResult.objects.filter(run_id=run_id, case_id=OuterRef("case_id"), **filters))
 
 
-def compare_queryset(name: str, run: TestRun, base: TestRun) -> QuerySet:
-    pair = _pair(run, base)
+def _other(run_id: int, field: str) -> Subquery:
+    return Subquery(TestResult.objects.filter(run_id=run_id, case_id=OuterRef("case_id")).order_by("id").values(field)[:1])
+
+
+def compare_queryset(name: str, run: TestRun, base: TestRun) -> QuerySet[TestResult]:
+    """One list of the comparison as results of one of the runs, each with its test and the other run's
+    outcome. Every list is driven from the side that is small (failing results) or walked in id order
+    with one index probe per row into the other run, so no list joins two 100,000-result runs by sorting.
+    """
     if name == "new_failures":
-        qs = pair.filter(now__outcome__in=FAILING).filter(Q(was__id__isnull=True) | ~Q(was__outcome__in=FAILING))
-    elif name == "fixed":
-        qs = pair.filter(was__outcome__in=FAILING, now__outcome=Outcome.PASSED)
+        qs = TestResult.objects.filter(run=run, outcome__in=FAILING).exclude(_same_case(base.pk, outcome__in=FAILING))
     elif name == "still_failing":
-        qs = pair.filter(now__outcome__in=FAILING, was__outcome__in=FAILING)
+        qs = TestResult.objects.filter(run=run, outcome__in=FAILING).filter(_same_case(base.pk, outcome__in=FAILING))
     elif name == "new_tests":
-        qs = pair.filter(now__id__isnull=False, was__id__isnull=True)
+        qs = TestResult.objects.filter(run=run).exclude(_same_case(base.pk))
+    elif name == "fixed":  # failing before, passing now: walked from the base run's failures
+        qs = TestResult.objects.filter(run=base, outcome__in=FAILING).filter(_same_case(run.pk, outcome=Outcome.PASSED))
     elif name == "removed_tests":
-        qs = pair.filter(was__id__isnull=False, now__id__isnull=True)
+        qs = TestResult.objects.filter(run=base).exclude(_same_case(run.pk))
     elif name == "slower":
-        qs = pair.filter(
-            now__outcome=Outcome.PASSED,
-            was__outcome=Outcome.PASSED,
-            now__duration__gt=F("was__duration") * SLOWER_RATIO,
-            now__duration__gte=F("was__duration") + SLOWER_BY_S,
+        slower_than = _same_case(
+            base.pk,
+            outcome=Outcome.PASSED,
+            duration__lt=OuterRef("duration") / SLOWER_RATIO,
+            duration__lte=OuterRef("duration") - SLOWER_BY_S,
         )
+        qs = TestResult.objects.filter(run=run, outcome=Outcome.PASSED, duration__gte=SLOWER_BY_S).filter(slower_than)
     else:
         raise KeyError(name)
+    mine, other = (base, run) if name in ("fixed", "removed_tests") else (run, base)
+    qs = qs.select_related("case").only(
+        "id", "run_id", "case_id", "outcome", "duration", "signature_id", "case__id", "case__nodeid", "case__priority"
+    )
+    other_outcome, other_duration = _other(other.pk, "outcome"), _other(other.pk, "duration")
+    if mine == run:
+        return qs.annotate(
+            now_outcome=F("outcome"), now_duration=F("duration"), now_signature=F("signature_id"),
+            now_message=Substr("message", 1, 300), was_outcome=other_outcome, was_duration=other_duration,
+        )  # fmt: skip
     return qs.annotate(
-        now_outcome=F("now__outcome"),
-        was_outcome=F("was__outcome"),
-        now_duration=F("now__duration"),
-        was_duration=F("was__duration"),
-        now_message=Substr(F("now__message"), 1, 300),
-        now_signature=F("now__signature_id"),
-    ).only("id", "nodeid", "priority")
+        was_outcome=F("outcome"), was_duration=F("duration"), now_outcome=other_outcome, now_duration=other_duration,
+        now_signature=Value(None, output_field=IntegerField()), now_message=Value("", output_field=CharField()),
+    )  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -904,15 +939,46 @@ class CompareList:
     next_after: int | None
 
 
-def compare_list(name: str, run: TestRun, base: TestRun, *, after: str | None = None, size: int = COMPARE_PAGE) -> CompareList:
-    """One list of the comparison: a page of rows (keyset on the test id; the slowest first for "slower")
-    and the count of all of them. Two queries."""
+def membership_counts(run: TestRun, base: TestRun) -> dict[str, int]:
+    """How many tests only ``run`` has and how many only ``base`` has, in one full outer join.
+
+    Usually both are 0 (the same suite twice) and the two lists then cost nothing more. A test that
+    appears twice in a run (repeated identities) can make these counts a little higher than the rows.
+    """
+    table = connection.ops.quote_name(TestResult._meta.db_table)
+    sql = (
+        "SELECT SUM(CASE WHEN b.case_id IS NULL THEN 1 ELSE 0 END), SUM(CASE WHEN a.case_id IS NULL THEN 1 ELSE 0 END) "
+        f"FROM (SELECT case_id FROM {table} WHERE run_id = %s) a "
+        f"FULL OUTER JOIN (SELECT case_id FROM {table} WHERE run_id = %s) b ON a.case_id = b.case_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [run.pk, base.pk])
+        only_run, only_base = cursor.fetchone()
+    return {"new_tests": int(only_run or 0), "removed_tests": int(only_base or 0)}
+
+
+def compare_list(
+    name: str,
+    run: TestRun,
+    base: TestRun,
+    *,
+    after: str | None = None,
+    size: int = COMPARE_PAGE,
+    known: dict[str, int] | None = None,
+) -> CompareList:
+    """One list of the comparison: a page of rows (keyset on the result id; the slowest first for
+    "slower", counted in the same query) and the count of all of them."""
+    if known is not None and known.get(name) == 0:
+        return CompareList(name, COMPARE_LISTS[name], [], 0, None)
     qs = compare_queryset(name, run, base)
-    count = qs.count()
     if name == "slower":
-        rows = list(qs.annotate(slower_by=F("now__duration") - F("was__duration")).order_by("-slower_by", "id")[:size])
-        return CompareList(name, COMPARE_LISTS[name], rows, count, None)
+        rows = list(
+            qs.annotate(slower_by=F("duration") - F("was_duration"), total=Window(Count("id")))
+            .order_by("-slower_by", "id")[:size]
+        )
+        return CompareList(name, COMPARE_LISTS[name], rows, rows[0].total if rows else 0, None)
     cursor = _cursor(after)
+    count = known[name] if known and name in known else qs.order_by().values("pk").count()
     page = qs.filter(id__gt=cursor) if cursor is not None else qs
     rows = list(page.order_by("id")[: size + 1])
     more = len(rows) > size

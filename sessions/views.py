@@ -283,9 +283,15 @@ def run_compare(request: HttpRequest, pk: int, other: int | None = None) -> Http
         return render(request, "sessions/compare.html", context)
     wanted = request.GET.get("list", "")
     if _wants_partial(request) and wanted in selectors.COMPARE_LISTS:
-        item = selectors.compare_list(wanted, run, base, after=request.GET.get("after"))
+        known = selectors.membership_counts(run, base) if wanted in ("new_tests", "removed_tests") else None
+        item = selectors.compare_list(wanted, run, base, after=request.GET.get("after"), known=known)
         return _vary_on_htmx(render(request, "sessions/compare.html#list", {"run": run, "base": base, "item": item}))
-    context["lists"] = [selectors.compare_list(name, run, base) for name in selectors.COMPARE_LISTS]
+    after = request.GET.get("after")
+    known = selectors.membership_counts(run, base)
+    context["lists"] = [
+        selectors.compare_list(name, run, base, after=after if name == wanted else None, known=known)
+        for name in selectors.COMPARE_LISTS
+    ]
     context["slower_ratio"], context["slower_by"] = selectors.SLOWER_RATIO, selectors.SLOWER_BY_S
     return _vary_on_htmx(render(request, "sessions/compare.html", context))
 
@@ -344,9 +350,9 @@ def _editing(request: HttpRequest) -> dict:
 def signature_detail(request: HttpRequest, pk: int) -> HttpResponse:
     signature = _signature(pk)
     partial = request.GET.get("partial", "")
-    if _wants_partial(request) and partial in ("header", "title-form"):
+    if _wants_partial(request) and partial == "header":
         context = _header_context(request, signature)
-        return _vary_on_htmx(render(request, f"sessions/signature_detail.html#{partial}", context))
+        return _vary_on_htmx(render(request, "sessions/signature_detail.html#header", context))
     if _wants_partial(request) and partial == "analysis":
         analysis = get_object_or_404(Analysis, pk=_int(request.GET.get("analysis")) or 0)
         return _vary_on_htmx(_analysis_response(request, analysis))
@@ -365,10 +371,7 @@ def _header_context(request: HttpRequest, signature: FailureSignature, **extra: 
 
 def _header_response(request: HttpRequest, signature: FailureSignature, *, status: int = 200, **extra: object) -> HttpResponse:
     if _wants_partial(request):
-        partial = "title-form" if status == 422 else "header"
-        return render(
-            request, f"sessions/signature_detail.html#{partial}", _header_context(request, signature, **extra), status=status
-        )
+        return render(request, "sessions/signature_detail.html#header", _header_context(request, signature, **extra), status=status)
     if status >= 400:
         return render(request, "sessions/signature_detail.html", _signature_context(request, signature, **extra), status=status)
     return redirect(signature.get_absolute_url(), permanent=False)
@@ -406,7 +409,7 @@ def signature_status(request: HttpRequest, pk: int) -> HttpResponse:
 def signature_merge(request: HttpRequest, pk: int) -> HttpResponse:
     """Merge this signature into another; the response sends the browser to the target."""
     source = _signature(pk)
-    target_id = _int(request.POST.get("target"))
+    target_id = _int(request.POST.get("target_id")) or _int(request.POST.get("target"))
     target = FailureSignature.objects.filter(pk=target_id).first() if target_id else None
     try:
         if target is None:

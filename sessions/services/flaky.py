@@ -6,15 +6,17 @@ rerun in the same cycle is the usual case. Its **flip rate** is how often its ou
 pass and fail over its last 30 executed results (skipped and xfailed results are not counted): 0 for a
 test that never changed, 1 for one that alternates every run.
 
-The history (``TestCase.recent``, one letter per run) is kept only for tests that have failed at least
-once: a test that always passed cannot have flipped. When a test fails for the first time its history
-is seeded from its earlier results (one windowed query), so the flip rate is right from the start.
+The history (``TestCase.recent``, one letter per run) is kept only for tests that failed within their
+last 30 runs: a test that only passed cannot have flipped. When a test fails for the first time its
+history is seeded from its earlier results (one windowed query), so the flip rate is right from the
+start; once its last failure leaves the window the history is dropped again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.db import connection
 from django.db.models import F, Q, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
@@ -109,30 +111,79 @@ def _seed(case_ids: list[int], run: TestRun) -> dict[int, str]:
     return {case_id: "".join(runs[k] for k in sorted(runs)) for case_id, runs in history.items()}
 
 
-def _update_histories(run: TestRun) -> int:
-    """Append this run's outcome to the history of every tracked test it executed."""
-    rows = (
-        TestResult.objects.filter(run=run, outcome__in=list(CODES))
-        .filter(Q(outcome__in=FAILING) | ~Q(case__recent=""))
-        .values_list("case_id", "outcome", "case__recent")
-    )
+def _outcomes_of_tracked(run: TestRun) -> tuple[dict[int, str], dict[int, str]]:
+    """({case: code in this run}, {case: its history}) for the tests this run failed or that are tracked.
+
+    Failing results come from the (run, outcome) index; the tracked tests' results in this run are
+    looked up through the (case, run) index, a chunk of ids at a time, so a 100,000-result run with a
+    few thousand tracked tests never joins all its results to their cases.
+    """
     codes: dict[int, str] = {}
     recent: dict[int, str] = {}
-    for case_id, outcome, history in rows:
+
+    def keep(case_id: int, outcome: str) -> None:
         code = CODES[outcome]
         if _RANK[code] >= _RANK.get(codes.get(case_id, "P"), 0):
             codes[case_id] = code
+
+    failing = TestResult.objects.filter(run=run, outcome__in=FAILING).values_list("case_id", "outcome", "case__recent")
+    for case_id, outcome, history in failing:
+        keep(case_id, outcome)
         recent[case_id] = history or ""
+    tracked = dict(
+        TestCase.objects.filter(environment_id=run.environment_id).exclude(recent="").values_list("id", "recent")
+    )
+    recent.update(tracked)
+    waiting = [case_id for case_id in tracked if case_id not in codes]
+    for chunk in _chunks(waiting, 2000):
+        rows = TestResult.objects.filter(run=run, case_id__in=chunk, outcome=Outcome.PASSED).values_list("case_id", "outcome")
+        for case_id, outcome in rows:
+            keep(case_id, outcome)
+    return codes, recent
+
+
+def _write_histories(rows: list[tuple[int, str, float | None]]) -> None:
+    """Set (recent, flip_rate) of many cases: one UPDATE … FROM (VALUES …) per chunk, not one per row."""
+    table = connection.ops.quote_name(TestCase._meta.db_table)
+    for i in range(0, len(rows), 3000):
+        chunk = rows[i : i + 3000]
+        params = [value for row in chunk for value in row]
+        if connection.vendor == "postgresql":
+            values = ", ".join(["(%s::bigint, %s::varchar, %s::double precision)"] * len(chunk))
+            sql = (
+                f"UPDATE {table} AS t SET recent = v.recent, flip_rate = v.flip "
+                f"FROM (VALUES {values}) AS v(id, recent, flip) WHERE t.id = v.id"
+            )
+        else:
+            values = ", ".join(["(%s, %s, %s)"] * len(chunk))
+            sql = (
+                f"UPDATE {table} SET recent = v.column2, flip_rate = v.column3 "
+                f"FROM (VALUES {values}) AS v WHERE {table}.id = v.column1"
+            )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+
+
+def _update_histories(run: TestRun) -> int:
+    """Append this run's outcome to the history of every test it failed and every tracked test it ran.
+
+    A test whose last 30 results hold no failure any more stops being tracked (its history is
+    cleared): only tests that failed recently are followed, so the work per run stays small.
+    """
+    codes, recent = _outcomes_of_tracked(run)
     if not codes:
         return 0
-    new = [case_id for case_id, history in recent.items() if not history]
+    new = [case_id for case_id in codes if not recent.get(case_id)]
     recent.update(_seed(new, run))
-    changed = []
+    rows = []
     for case_id, code in codes.items():
         history = (recent.get(case_id, "") + code)[-WINDOW:]
-        changed.append(TestCase(pk=case_id, recent=history, flip_rate=flip_rate(history)))
-    TestCase.objects.bulk_update(changed, ["recent", "flip_rate"], batch_size=1000)
-    return len(changed)
+        if "F" not in history and "E" not in history:
+            rows.append((case_id, "", None))
+        else:
+            rows.append((case_id, history, flip_rate(history)))
+    _write_histories(rows)
+    return len(rows)
 
 
 def record_run(run: TestRun) -> None:

@@ -58,6 +58,7 @@ from ..models import (
     WhyStep,
     WorkStatus,
 )
+from . import aggregates
 from .ingestion import ingest_file, resolve_cycle
 from .lifecycle import on_deployment_succeeded
 
@@ -522,6 +523,8 @@ def reset(slug: str) -> int:
         orphans.delete()
         has_results = TestResult.objects.filter(case_id=OuterRef("pk"))
         TestCase.objects.filter(environment=env).exclude(Exists(has_results)).delete()
+        # The signatures that stay lost this session's results: recount them (and their pre-aggregates).
+        aggregates.rebuild_signature_counts(FailureSignature.objects.filter(environment=env).values_list("pk", flat=True))
     return runs
 
 
@@ -690,6 +693,8 @@ def generate(spec: HistorySpec, progress: Callable[[Progress], None] | None = No
                 progress(Progress(cycle, spec.cycles, result.results, result.runs, time.perf_counter() - started))
     finally:
         plans.close()
+    # The pre-aggregates of the signatures this history touched (a no-op where summary keeps them already).
+    aggregates.rebuild_signature_counts(FailureSignature.objects.filter(environment=env).values_list("pk", flat=True))
     result.analyses = len(story.analyses)
     result.fixes = len(story.fixes)
     result.seconds = time.perf_counter() - started

@@ -26,8 +26,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+import psycopg
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -74,6 +75,20 @@ def clean_text(text: str) -> str:
         except UnicodeEncodeError:
             text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     return text
+
+
+def _clean_json(value: Any) -> Any:
+    """Strings of a JSON value (property names and values, markers) made storable by ``clean_text``.
+
+    json.dumps writes NUL as ``\\u0000`` and a lone surrogate as its escape: jsonb refuses both.
+    """
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(str(k)): _clean_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean_json(v) for v in value]
+    return value
 
 
 def module_of(nodeid: str, file: str) -> str:
@@ -146,13 +161,19 @@ class _CopyWorker:
             self._thread = None
         self._raise()
 
-    def stop(self) -> None:
-        """Drop the jobs not started, wait for the running one (the transaction is being abandoned)."""
+    def stop(self) -> BaseException | None:
+        """Drop the jobs not started, wait for the running one (the transaction is being abandoned).
+
+        Returns the thread's error, if it had one: the cause, when the caller's own next statement
+        then failed only because the transaction was already aborted.
+        """
         self._stopping = True
         if self._thread is not None:
             self._jobs.put(None)
             self._thread.join()
             self._thread = None
+        error, self._error = self._error, None
+        return error
 
     def _put(self, job: tuple[str, str, Any, Future | None]) -> None:
         self._raise()
@@ -216,8 +237,8 @@ class ResultWriter:
         self.metric_values: dict[str, list[float]] = {}
         self.count = 0
         self.use_copy = connection.vendor == "postgresql"
-        # True once every result stored by this writer is known to belong to a case without a priority;
-        # finish_run then skips counting by priority (see ``summary._by_priority``).
+        # True once a result stored by this writer belongs to a case with a priority. While it is False
+        # (and the writer stored all of the run's results), finish_run skips counting by priority.
         self.prioritized = False
         self._prioritized_ids: set[int] = set()
         self._case_sequence: str | None = None
@@ -299,8 +320,10 @@ class ResultWriter:
                 if self._checking_now:
                     worker.execute(f"SET CONSTRAINTS {self._case_constraints} DEFERRED")
                 worker.finish()
-            except BaseException:
-                worker.stop()
+            except BaseException as exc:
+                cause = worker.stop()
+                if cause is not None and isinstance(exc, (DatabaseError, psycopg.Error)):
+                    raise cause from None  # translated to Django's class by wrap_database_errors
                 raise
             finally:
                 self._spare_ids = None  # ids of a future batch: not needed by the next call
@@ -361,7 +384,7 @@ class ResultWriter:
                 details = field(details)
             if props:
                 collect(props, metrics)
-                props = field(dumps(props))
+                props = field(dumps(_clean_json(props)))
             else:
                 props = "\\N"
             sig = signature_ids.get(id(result), "\\N") if outcome in _FAILING else "\\N"
@@ -382,15 +405,16 @@ class ResultWriter:
         known = self.case_ids
         sha1 = hashlib.sha1
         keys: list[str] = []
+        add_key = keys.append
         missing: dict[str, ParsedResult] = {}
         for result in batch:
             nodeid = result.nodeid
-            if "\x00" in nodeid or not nodeid.isascii():
+            if nodeid.isascii() and "\x00" not in nodeid:
+                key = sha1(nodeid.encode()).hexdigest()  # identity_hash, for the common case
+            else:
                 nodeid = result.nodeid = clean_text(nodeid)
                 key = identity_hash(nodeid)
-            else:
-                key = sha1(nodeid.encode()).hexdigest()
-            keys.append(key)
+            add_key(key)
             if key not in known and key not in missing:
                 missing[key] = result
         if missing and not self._all_cases_known:
@@ -451,41 +475,61 @@ class ResultWriter:
         now = timezone.now().isoformat()
         known = self.case_ids
         classify = self._classify
+        memo = self._by_markers
+        unmarked = classify("", ()) if memo is not None else None  # most tests carry no marker
         prioritized = self._prioritized_ids
         dumps = json.dumps
-        rows = []
+        lines: list[tuple[str, str]] = []
+        add_line = lines.append
         nulls = 0
         for pk, (key, result) in zip(ids, missing.items(), strict=True):
             nodeid, markers, file = result.nodeid, result.markers, result.file
-            priority, area_id = classify(nodeid, markers)
+            if markers:
+                priority, area_id = classify(nodeid, markers)
+                marks = dumps(_clean_json(list(markers)))
+            else:
+                priority, area_id = unmarked or classify(nodeid, markers)
+                marks = "[]"
             if priority:
                 prioritized.add(pk)
             if area_id is None:
                 area_id = "\\N"
                 nulls += 1
-            marks = dumps(list(markers)) if markers else "[]"
             module = file or (nodeid.split("::", 1)[0] if "::" in nodeid else "")
-            rows.append((pk, nodeid, key, result.name or nodeid, file, module, priority, area_id, marks))
+            name = result.name or nodeid
+            add_line((key, f"{pk}{head}{nodeid}\t{key}\t{name}\t{file}\t{module}\t{priority}\t{area_id}\t{marks}\t{now}\n"))
             known[key] = pk
-            undo.cases.append(key)
-        text = "".join(
-            [
-                f"{pk}{head}{nodeid}\t{key}\t{name}\t{file}\t{module}\t{priority}\t{area}\t{marks}\t{now}\n"
-                for pk, nodeid, key, name, file, module, priority, area, marks in rows
-            ]
-        )
+        undo.cases.extend(missing)
+        # In the order of the unique index (environment, hash): its B-tree then takes the batch page by
+        # page, a fifth less work for the server than in random order. Ids still follow the file.
+        lines.sort()
+        text = "".join([line for _key, line in lines])
         # Test identities seldom hold a tab, newline or backslash: check the whole batch at once.
-        n = len(rows)
+        n = len(lines)
         if text.count("\t") != 10 * n or text.count("\n") != n or text.count("\\") != nulls or "\r" in text:
-            field = _copy_field
-            text = "".join(
-                [
-                    f"{pk}{head}{field(nodeid)}\t{key}\t{field(name)}\t{field(file)}\t{field(module)}\t"
-                    f"{field(priority)}\t{area}\t{field(marks)}\t{now}\n"
-                    for pk, nodeid, key, name, file, module, priority, area, marks in rows
-                ]
-            )
+            text = self._escaped_cases(ids, missing, head, now)
         worker.copy(f"COPY {TestCase._meta.db_table} ({_CASE_COLUMNS}) FROM STDIN", _copy_bytes(text))
+
+    def _escaped_cases(self, ids: list[int], missing: dict[str, ParsedResult], head: str, now: str) -> str:
+        """The COPY text of new cases, every value escaped (a node id with a tab or a backslash...)."""
+        field = _copy_field
+        lines = []
+        for pk, (key, result) in zip(ids, missing.items(), strict=True):
+            nodeid, markers, file = result.nodeid, result.markers, result.file
+            priority, area_id = self._classify(nodeid, markers)
+            area = "\\N" if area_id is None else area_id
+            marks = json.dumps(_clean_json(list(markers))) if markers else "[]"
+            module = file or (nodeid.split("::", 1)[0] if "::" in nodeid else "")
+            name = result.name or nodeid
+            lines.append(
+                (
+                    key,
+                    f"{pk}{head}{field(nodeid)}\t{key}\t{field(name)}\t{field(file)}\t{field(module)}\t"
+                    f"{field(priority)}\t{area}\t{field(marks)}\t{now}\n",
+                )
+            )
+        lines.sort()
+        return "".join([line for _key, line in lines])
 
     def _classify(self, nodeid: str, markers: tuple[str, ...]) -> tuple[str, int | None]:
         memo = self._by_markers
@@ -528,6 +572,7 @@ class ResultWriter:
             props = result.properties or None
             if props:
                 self._collect_metrics(props, metrics)
+                props = _clean_json(props)
             rows.append(
                 TestResult(
                     run_id=run_id,
@@ -579,7 +624,7 @@ class ResultWriter:
                         module=clean_text(module_of(result.nodeid, result.file)),
                         priority=priority,
                         area_id=area_id,
-                        markers=list(result.markers),
+                        markers=_clean_json(list(result.markers)),
                         created_at=now,
                     )
                 )

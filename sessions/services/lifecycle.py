@@ -4,15 +4,16 @@ A fix (a commit attached to an analysis) is
 
 - **deployed** when a succeeded deployment of the signature's environment carries its commit
   (``on_deployment_succeeded``; or at once when the fix is recorded after that deployment);
-- **verified** when the first finished run after that deployment that ran at least one of the tests the
-  signature ever hit shows no result of the signature; **did not fix** when that run still shows one.
+- **did not fix** when the first finished run after that deployment still shows a result of the
+  signature; **verified** when the first finished run after it that executed every test the signature
+  hit the last time it was seen shows none.
 
 Verification is keyed on the deployed commit, not on time order alone (Sentry's release-order logic
 misfires when old builds keep running; a deployed SHA does not). "After the deployment" means the run
 was started after the deployment finished, or the run belongs to that deployment (a run queued with its
-cycle's deploy is created before the deploy ends). A run that executed none of the signature's tests says
-nothing about it (a P1-only run after a fix for a P3 failure) and is not used. Interrupted runs and reruns
-of hand-picked tests are not used either.
+cycle's deploy is created before the deploy ends). A run that did not execute the tests the signature
+last hit cannot show it is gone (a P1-only run after a fix for failures in P3 tests) and waits for one that
+did. Interrupted runs and reruns of hand-picked tests are not used.
 
 Signature statuses follow: fix deployed → ``fix_deployed``; verified → ``verified``; did not fix →
 ``investigating``. A verified signature that shows up again is ``regressed`` (written with the run's
@@ -27,7 +28,17 @@ from __future__ import annotations
 from django.db import transaction
 from django.db.models import F, Q
 
-from ..models import Deployment, FailureSignature, Fix, RunSignature, SignatureEvent, TestResult, TestRun, WorkStatus
+from ..models import (
+    Deployment,
+    FailureSignature,
+    Fix,
+    Outcome,
+    RunSignature,
+    SignatureEvent,
+    TestResult,
+    TestRun,
+    WorkStatus,
+)
 from . import triage
 
 
@@ -96,16 +107,31 @@ def _after(run: TestRun, deployment: Deployment) -> bool:
     return started >= _deployed_at(deployment)
 
 
+def _covers(run: TestRun, signature_ids: set[int], root: int) -> bool:
+    """Did the run execute every test the signature hit the last time it was seen? (Two indexed lookups.)
+
+    Only such a run can say the signature is gone: a P1-only run after a fix for failures in P3 tests
+    would otherwise verify it without running one of them.
+    """
+    last = FailureSignature.objects.filter(pk=root).values_list("last_seen_run_id", flat=True).first()
+    if last is None:
+        return False
+    if last == run.pk:
+        return True
+    executed = (Outcome.PASSED, Outcome.FAILED, Outcome.ERROR)
+    ran_here = TestResult.objects.filter(run=run, outcome__in=executed).values("case_id")
+    missing = TestResult.objects.filter(run_id=last, signature_id__in=signature_ids).exclude(case_id__in=ran_here)
+    return TestResult.objects.filter(run_id=last, signature_id__in=signature_ids).exists() and not missing.exists()
+
+
 def _judge(fix: Fix, run: TestRun) -> bool:
-    """Give the fix its verdict from this run; False when the run ran none of the signature's tests."""
+    """Give the fix its verdict from this run; False when the run cannot tell (see ``_covers``)."""
     own = fix.analysis.signature_id
     root = triage.root_of(own)
     ids = {own, root}
     still_there = RunSignature.objects.filter(run=run, signature_id__in=ids).exists()
-    if not still_there:
-        hit_cases = TestResult.objects.filter(signature_id__in=ids).values("case_id")
-        if not TestResult.objects.filter(run=run, case_id__in=hit_cases).exists():
-            return False
+    if not still_there and not _covers(run, ids, root):
+        return False
     verdict = Fix.Status.DID_NOT_FIX if still_there else Fix.Status.VERIFIED
     if not Fix.objects.filter(pk=fix.pk, status=Fix.Status.DEPLOYED).update(status=verdict, verified_by=run):
         return False  # judged meanwhile by another run

@@ -754,23 +754,31 @@ class RunExecution:
         return WorkStatus.FINISHED if code == 0 else WorkStatus.ERROR
 
     def finalize(self, status: str, code: int | None) -> None:
-        """Write the summary once, with the row's status when a cancel or the reaper decided first."""
+        """Put the run in its final status, then write its summary.
+
+        The status is taken first, with a compare-and-set from ``running`` (the row's own status wins
+        when a cancel or the reaper got there first), and the summary is written in a transaction of
+        its own afterwards: a failure in what follows the summary (the lifecycle hooks) must not roll
+        the run back to ``running``. Should the summary itself fail, the reaper writes it later (a
+        final status without a summary, silent past the bound).
+        """
         run = self.run
-        with transaction.atomic():
-            row_status = TestRun.objects.select_for_update().filter(pk=run.pk).values_list("status", flat=True).get()
-            if row_status != WorkStatus.RUNNING:
-                status = row_status
-                if status == WorkStatus.CANCELLED:
-                    runners.append_log(self.log_path, "cancelled: process group killed")
-            run.refresh_from_db()
-            run.finished_at = timezone.now()
-            run.log_tail = runners.read_tail(self.log_path) or run.log_tail
-            info = self.info
-            if info is not None:
-                info.duration = None  # the run's duration is its wall time, not the tests' span
-            elif code is not None and code >= 0:
-                run.exitstatus = code
-            finish_run(run, self.writer, info, status=status)
+        finished_at = timezone.now()
+        if not TestRun.objects.filter(pk=run.pk, status=WorkStatus.RUNNING).update(
+            status=status, finished_at=finished_at
+        ):
+            status = TestRun.objects.filter(pk=run.pk).values_list("status", flat=True).get()
+            if status == WorkStatus.CANCELLED:
+                runners.append_log(self.log_path, "cancelled: process group killed")
+        run.refresh_from_db()
+        run.finished_at = run.finished_at or finished_at
+        run.log_tail = runners.read_tail(self.log_path) or run.log_tail
+        info = self.info
+        if info is not None:
+            info.duration = None  # the run's duration is its wall time, not the tests' span
+        elif code is not None and code >= 0:
+            run.exitstatus = code
+        finish_run(run, self.writer, info, status=status)
 
 
 # -- the reaper ------------------------------------------------------------------------------------------------
@@ -793,69 +801,92 @@ def _stale(cutoff) -> Q:  # noqa: ANN001
     return Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
 
 
+def _lose_deployment(deployment: Deployment, cutoff) -> bool:  # noqa: ANN001
+    note = f"lost: no heartbeat since {deployment.heartbeat_at or deployment.started_at:%H:%M:%S}"
+    if not Deployment.objects.filter(_stale(cutoff), pk=deployment.pk, status=WorkStatus.RUNNING).update(
+        status=WorkStatus.LOST, finished_at=timezone.now()
+    ):
+        return False
+    if _kill_orphans(deployment.log_path):
+        note += "; its orphaned process group was killed"
+    if deployment.log_path:
+        runners.append_log(Path(deployment.log_path), note)
+    Deployment.objects.filter(pk=deployment.pk).update(log_tail=(deployment.log_tail + f"\n[loopdash] {note}")[-20000:])
+    deployment.refresh_from_db()
+    cancel_waiting_runs(deployment)
+    return True
+
+
 def reap_deployments(queryset, *, cutoff=None) -> int:  # noqa: ANN001
     """Deployments whose worker went silent: ``lost``; their waiting runs are cancelled."""
     cutoff = cutoff or locks.stale_before()
-    reaped = 0
-    for deployment in queryset.filter(_stale(cutoff), status=WorkStatus.RUNNING):
-        note = f"lost: no heartbeat since {deployment.heartbeat_at or deployment.started_at:%H:%M:%S}"
-        if not Deployment.objects.filter(_stale(cutoff), pk=deployment.pk, status=WorkStatus.RUNNING).update(
-            status=WorkStatus.LOST, finished_at=timezone.now()
-        ):
-            continue
-        if _kill_orphans(deployment.log_path):
-            note += "; its orphaned process group was killed"
-        if deployment.log_path:
-            runners.append_log(Path(deployment.log_path), note)
-        Deployment.objects.filter(pk=deployment.pk).update(
-            log_tail=(deployment.log_tail + f"\n[loopdash] {note}")[-20000:]
-        )
-        deployment.refresh_from_db()
-        cancel_waiting_runs(deployment)
-        reaped += 1
+    reaped = _each(
+        queryset.filter(_stale(cutoff), status=WorkStatus.RUNNING), "deployment", lambda d: _lose_deployment(d, cutoff)
+    )
     # A cancel whose worker died before it could finish the row.
-    Deployment.objects.filter(_stale(cutoff), status=WorkStatus.CANCELLED, finished_at__isnull=True).update(
+    queryset.filter(_stale(cutoff), status=WorkStatus.CANCELLED, finished_at__isnull=True).update(
         finished_at=timezone.now()
     )
     return reaped
 
 
+def _each(rows: Iterable, what: str, action: Callable[[object], bool]) -> int:
+    """Apply ``action`` to each row, logging (not raising) a failure: one bad row must not stop the reaper."""
+    done = 0
+    for row in rows:
+        try:
+            done += int(action(row) or 0)
+        except Exception:  # noqa: BLE001 - the reaper is the backstop; it must reach every row
+            log.exception("reaper: could not end %s %s", what, row.pk)
+    return done
+
+
+def _lose_run(run: TestRun, cutoff, bound_s: float | None) -> bool:  # noqa: ANN001
+    if not TestRun.objects.filter(_stale(cutoff), pk=run.pk, status=WorkStatus.RUNNING).update(
+        status=WorkStatus.LOST, finished_at=timezone.now()
+    ):
+        return False
+    note = f"lost: no heartbeat for {locks.lost_after_s() if bound_s is None else bound_s:g} s (worker gone)"
+    if _kill_orphans(run.log_path):
+        note += "; its orphaned process group was killed"
+    if run.log_path:
+        runners.append_log(Path(run.log_path), note)
+    run.refresh_from_db()
+    run.log_tail = (run.log_tail + f"\n[loopdash] {note}")[-20000:]
+    finish_run(run, None, None, status=WorkStatus.LOST)
+    return True
+
+
+def _write_missing_summary(run: TestRun) -> bool:
+    _kill_orphans(run.log_path)
+    finish_run(run, None, None, status=run.status)
+    return True
+
+
 def reap_lost(*, bound_s: float | None = None) -> dict[str, int]:
     """Mark work whose heartbeat is older than the bound as ``lost`` and write what it stored.
 
-    Also finishes what a dead worker left half-done: a cancelled run without its summary, a queued
-    run whose deployment ended without succeeding.
+    Also finishes what a dead worker left half-done: a run in a final status without its summary (a
+    cancel the worker never saw, a summary that failed), a queued run whose deployment ended without
+    succeeding.
     """
     cutoff = locks.stale_before(bound_s=bound_s)
-    lost_runs = 0
-    for run in TestRun.objects.filter(_stale(cutoff), status=WorkStatus.RUNNING).exclude(source=TestRun.Source.UPLOAD):
-        if not TestRun.objects.filter(_stale(cutoff), pk=run.pk, status=WorkStatus.RUNNING).update(
-            status=WorkStatus.LOST
-        ):
-            continue
-        note = f"lost: no heartbeat for {locks.lost_after_s() if bound_s is None else bound_s:g} s (worker gone)"
-        if _kill_orphans(run.log_path):
-            note += "; its orphaned process group was killed"
-        if run.log_path:
-            runners.append_log(Path(run.log_path), note)
-        run.refresh_from_db()
-        run.log_tail = (run.log_tail + f"\n[loopdash] {note}")[-20000:]
-        finish_run(run, None, None, status=WorkStatus.LOST)
-        lost_runs += 1
-    unfinished = TestRun.objects.filter(
-        _stale(cutoff), status__in=(WorkStatus.CANCELLED, WorkStatus.LOST), summary_written=False
-    ).exclude(source=TestRun.Source.UPLOAD)
-    for run in unfinished:
-        _kill_orphans(run.log_path)
-        finish_run(run, None, None, status=run.status)
+    workers_runs = TestRun.objects.exclude(source=TestRun.Source.UPLOAD)
+    lost_runs = _each(
+        workers_runs.filter(_stale(cutoff), status=WorkStatus.RUNNING), "run", lambda r: _lose_run(r, cutoff, bound_s)
+    )
+    unfinished = _each(
+        workers_runs.filter(_stale(cutoff), status__in=TestRun.FINAL_STATUSES, summary_written=False),
+        "run",
+        _write_missing_summary,
+    )
     lost_deployments = reap_deployments(Deployment.objects.all(), cutoff=cutoff)
-    orphaned = 0
-    for deployment in (
+    failed_deploys = (
         Deployment.objects.filter(status__in=DEPLOY_FINAL, runs__status=WorkStatus.QUEUED)
         .exclude(status=WorkStatus.SUCCEEDED)
         .distinct()
-    ):
-        orphaned += cancel_waiting_runs(deployment)
+    )
+    waiting = sum(_each([d], "deployment", cancel_waiting_runs) for d in failed_deploys)
     if lost_runs or lost_deployments:
         log.warning("reaper: %s run(s) and %s deployment(s) lost", lost_runs, lost_deployments)
-    return {"runs": lost_runs, "deployments": lost_deployments, "unfinished": len(unfinished), "waiting": orphaned}
+    return {"runs": lost_runs, "deployments": lost_deployments, "unfinished": unfinished, "waiting": waiting}

@@ -420,8 +420,8 @@ def delete_step(analysis: Analysis, step_id: int, data: dict, user: object) -> N
             raise Conflict(analysis, {"delete": step_id})
         order = _order(analysis.pk)
         number = order.index(step.pk) + 1
-        step.delete()
         order.remove(step.pk)
+        step.delete()
         _renumber(analysis.pk, order)
         _record(analysis, user, f"deleted why {number}: {step.question[:80]}")
 

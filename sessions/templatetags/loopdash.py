@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from decimal import Decimal
 
 from django import template
@@ -111,3 +112,72 @@ def user_role(context: Context) -> str:
     request = context.get("request")
     user = getattr(request, "user", None)
     return roles.role_of(user) if user is not None else "anonymous"
+
+
+_COLOUR = re.compile(r"^#[0-9a-fA-F]{3,8}$")
+
+
+@register.filter
+def safe_colour(value: str | None, default: str = "#6b7280") -> str:
+    """An admin-defined colour, only when it is a hex colour: it lands in a style attribute."""
+    return value if isinstance(value, str) and _COLOUR.match(value) else default
+
+
+_CODE_LABELS = {"P": "passed", "F": "failed", "E": "error"}
+
+
+@register.filter
+def code_outcome(code: str) -> str:
+    """A letter of TestCase.recent as an outcome name (for css classes and labels)."""
+    return _CODE_LABELS.get(code, "skipped")
+
+
+@register.filter
+def share(value: float | None) -> str:
+    """A 0-1 share as a whole percentage ("35%"); a dash when unknown."""
+    number = _number(value)
+    return DASH if number is None else f"{number * 100:.0f}%"
+
+
+@register.filter
+def number(value: float | None) -> str:
+    """A measured value with up to four significant digits; a dash when unknown."""
+    n = _number(value)
+    return DASH if n is None else f"{n:.4g}"
+
+
+@register.filter
+def can_annotate(user) -> bool:  # noqa: ANN001
+    return bool(user is not None and roles.can_annotate(user))
+
+
+@register.filter
+def words(name: str) -> str:
+    """A field name for people: "root_cause" → "root cause"."""
+    return str(name).replace("_", " ")
+
+
+@register.filter
+def done_count(items: list) -> int:
+    return sum(1 for item in items or [] if getattr(item, "done", False))
+
+
+@register.filter
+def join_lines(items: object) -> str:
+    """A list as lines (for a textarea); the result is escaped like any other text."""
+    return "\n".join(str(i) for i in items) if isinstance(items, list | tuple) else ""
+
+
+@register.filter
+def split_count(cell: str) -> tuple[str, str]:
+    """"88.0% (22/25)" → ("88.0%", "22/25"), so a table can put the count under the rate."""
+    text = str(cell)
+    if text.endswith(")") and " (" in text:
+        head, _, tail = text.rpartition(" (")
+        return head, tail[:-1]
+    return text, ""
+
+
+@register.filter
+def without_target(metrics: list) -> list:
+    return [m for m in metrics or [] if getattr(m, "target", None) is None]

@@ -25,7 +25,7 @@ FAILING = ("failed", "error")
 @register.filter
 def can_operate(user) -> bool:  # noqa: ANN001
     """Operators and admins trigger deploys and runs; everyone else does not see the buttons."""
-    return bool(user is not None and roles.can_operate(user))
+    return bool(getattr(user, "is_authenticated", False) and roles.can_operate(user))
 
 
 @register.filter

@@ -102,3 +102,53 @@ def test_the_served_plotly_js_is_the_installed_packages_copy() -> None:
     assert hashlib.sha256(served.read_bytes()).digest() == hashlib.sha256(bundled.read_bytes()).digest(), (
         f"static/js/plotly.min.js differs from plotly {plotly.__version__}'s bundle: copy it again"
     )
+
+
+# -- triage charts ------------------------------------------------------------------------------------------
+
+from sessions.charts import (  # noqa: E402
+    DurationPoint,
+    MetricPoint,
+    Occurrence,
+    duration_figure,
+    metric_figure,
+    occurrences_figure,
+)
+
+
+def test_occurrences_are_bars_per_cycle_one_series_per_session() -> None:
+    rows = [Occurrence("golden", 1, 26, 2), Occurrence("golden", 2, 19), Occurrence("<b>other</b>", 2, 3)]
+    figure = occurrences_figure(rows)
+    assert [t["type"] for t in figure["data"]] == ["bar", "bar"]
+    golden = figure["data"][0]
+    assert golden["x"] == [1, 2] and golden["y"] == [26, 19]
+    assert figure["layout"]["showlegend"] is True
+    assert figure["layout"]["xaxis"]["tickvals"] == [1, 2]
+    assert "<b>other" not in json.dumps(figure)
+
+
+def test_durations_are_coloured_by_outcome_with_the_suspect_line() -> None:
+    points = [
+        DurationPoint(1, "cycle 1 · run 1", "failed", 4.5),
+        DurationPoint(2, "cycle 2 · run 2", "passed", 0.001, suspect=True),
+        DurationPoint(3, "<img src=x>", "passed", None),
+    ]
+    figure = duration_figure(points)
+    names = [t.get("name") for t in figure["data"]]
+    assert names == [None, "passed", "failed"]
+    passed = figure["data"][1]
+    assert passed["y"] == [0.001, None] and passed["marker"]["symbol"] == ["x", "circle"]
+    assert figure["layout"]["shapes"][0]["y0"] == 0.01
+    assert "<img" not in json.dumps(figure)
+    assert duration_figure(points, suspect_limit=None)["layout"].get("shapes", []) == []
+
+
+def test_a_metric_is_a_line_per_cycle_with_its_target_dashed() -> None:
+    figure = metric_figure("ws_latency_ms", [MetricPoint(1, 62.0), MetricPoint(2, None), MetricPoint(3, 42.0)], target=50)
+    line = figure["data"][0]
+    assert line["x"] == [1, 2, 3] and line["y"] == [62.0, None, 42.0] and line["connectgaps"] is False
+    assert figure["layout"]["shapes"][0]["y0"] == 50
+    assert figure["layout"]["annotations"][0]["text"] == "target ≤ 50"
+    higher = metric_figure("rps", [MetricPoint(1, 80.0)], target=100, lower_is_better=False)
+    assert higher["layout"]["annotations"][0]["text"] == "target ≥ 100"
+    assert metric_figure("x", [MetricPoint(1, 1.0)], target=None)["layout"].get("shapes", []) == []

@@ -118,3 +118,25 @@ def test_idempotent_refuses_a_different_history_and_resets() -> None:
     assert again == first
     assert Deployment.objects.count() == first["deployments"]
     assert Analysis.objects.count() == len(first["fixes"])  # one fix per analysis in this story
+
+
+def test_signature_preaggregates_match_a_full_count() -> None:
+    """The counters kept by ``aggregates`` (migration 0003's tables) equal counting every result again."""
+    from sessions.services import aggregates
+
+    generate()
+    aggregates.rebuild_signature_counts()
+    signatures = list(FailureSignature.objects.all())
+    assert signatures
+    for sig in signatures:
+        full = TestResult.objects.filter(signature=sig).aggregate(
+            results=Count("id"), tests=Count("case_id", distinct=True), modules=Count("case__module", distinct=True)
+        )
+        assert (sig.result_count, sig.test_count, sig.module_count) == (full["results"], full["tests"], full["modules"])
+    ids = [s.pk for s in signatures]
+    before = aggregates.totals(ids)
+    run = TestRun.objects.filter(session__slug="hist", failed__gt=0).first()
+    aggregates.add_run(run.pk)
+    aggregates.add_run(run.pk)  # finishing a run twice adds nothing twice
+    assert aggregates.totals(ids) == before
+    assert aggregates.totals_after_run(run.pk, ids[:1]) == {ids[0]: before[ids[0]]}

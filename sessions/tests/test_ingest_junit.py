@@ -17,7 +17,7 @@ import pytest
 
 from sessions.ingest import parse
 from sessions.ingest.junit import LOOKBACK, duration, pytest_prefix
-from sessions.ingest.records import MAX_DETAILS_CHARS, MAX_MESSAGE_CHARS, ParsedResult, RunInfo
+from sessions.ingest.records import MAX_DETAILS_CHARS, MAX_MESSAGE_CHARS, IngestError, ParsedResult, RunInfo
 
 DATA = Path(__file__).parent / "data"
 
@@ -502,3 +502,112 @@ def test_tiny_reads(encoding: str, gz: bool) -> None:
     results = list(parse(Trickle(data), "slow.xml").results)
     assert len(results) == 26
     assert "tests/e2e/test_outcomes.py::test_param[日本語]" in {r.nodeid for r in results}
+
+
+# -- deeper than libxml2 goes: the expat fallback ------------------------------------------------------------
+
+
+def deep_suites(depth: int, *, before: int = 0, inside: str = "", head: str = "") -> bytes:
+    """``depth`` nested suites, each holding one test case; ``before`` flat cases ahead of them."""
+    flat = "".join(f'<testcase classname="tests.test_flat" name="test_{i}" time="0.5"/>' for i in range(before))
+    opening = "".join(f'<testsuite name="level{i}"><testcase classname="c" name="deep_{i}"/>' for i in range(depth))
+    return (
+        f'{head}<testsuites time="7.5"><properties><property name="ci" value="yes"/></properties>{flat}'
+        f"{opening}{inside}{'</testsuite>' * depth}"
+        '<testcase classname="c" name="last"><failure message="boom">tb</failure></testcase></testsuites>'
+    ).encode()
+
+
+def test_ten_thousand_nested_suites_are_parsed() -> None:
+    results, info = parse_bytes(deep_suites(10_000))
+    assert len(results) == 10_001
+    assert [r.nodeid for r in results[:2]] == ["c::deep_0", "c::deep_1"]
+    assert (results[-2].nodeid, results[-1].nodeid, results[-1].outcome) == ("c::deep_9999", "c::last", "failed")
+    assert (info.duration, info.properties) == (7.5, {"ci": "yes"})
+
+
+def test_results_yielded_before_the_depth_limit_are_not_repeated() -> None:
+    """lxml yields results until it meets the 2049th level; the expat pass skips exactly those."""
+    parsed = parse(io.BytesIO(deep_suites(3000, before=5 * LOOKBACK)), "deep.xml")
+    names = [r.name for r in parsed.results]
+    assert names == [f"test_{i}" for i in range(5 * LOOKBACK)] + [f"deep_{i}" for i in range(3000)] + ["last"]
+    assert parsed.info.properties == {"ci": "yes"}  # not doubled by the second pass
+
+
+def test_a_teardown_duplicate_is_merged_beyond_the_depth_limit() -> None:
+    teardown = f'<testcase classname="c" name="deep_2999">{TEARDOWN}</testcase>'
+    results, _ = parse_bytes(deep_suites(3000, inside=teardown))
+    assert len(results) == 3001
+    assert (results[2999].nodeid, results[2999].outcome, results[2999].phase) == ("c::deep_2999", "error", "teardown")
+
+
+def test_deep_gzipped_and_utf16_files_are_parsed() -> None:
+    data = deep_suites(2500)
+    assert len(parse_bytes(gzip.compress(data))[0]) == 2501
+    utf16 = data.decode("utf-8").encode("utf-16")
+    assert len(parse_bytes(utf16)[0]) == 2501
+
+
+def test_a_deep_file_with_an_entity_declaration_is_refused() -> None:
+    data = deep_suites(3000, head='<!DOCTYPE testsuites [<!ENTITY x "y">]>')
+    with pytest.raises(IngestError, match="deep.xml:1: <!DOCTYPE found: DTDs and entity declarations are refused"):
+        list(parse(io.BytesIO(data), "deep.xml").results)
+
+
+def test_an_entity_reference_beyond_the_depth_limit_is_refused() -> None:
+    data = deep_suites(3000, inside='<testcase classname="c" name="&xxe;"/>')
+    with pytest.raises(IngestError, match=r"entity references are refused \(Entity 'xxe' not defined\)"):
+        list(parse(io.BytesIO(data), "deep.xml").results)
+
+
+def test_malformed_xml_beyond_the_depth_limit_is_refused_with_its_line() -> None:
+    data = deep_suites(3000).replace(b"</testsuites>", b"\n\n</testsuite>")
+    with pytest.raises(IngestError) as caught:
+        list(parse(io.BytesIO(data), "deep.xml").results)
+    assert "malformed XML" in caught.value.problem and caught.value.line == 3
+
+
+@pytest.mark.parametrize(
+    "prolog",
+    [
+        '<!DOCTYPE testsuites [<!ENTITY x "y">]>',
+        '<!DOCTYPE testsuites SYSTEM "file:///etc/passwd">',
+        '<!DOCTYPE t [<!ENTITY % p SYSTEM "file:///etc/passwd"> %p;]>',
+    ],
+)
+def test_the_expat_parser_refuses_dtds_by_itself(prolog: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defence in depth: with the prolog scan switched off, expat's own handlers still refuse every DTD."""
+    from sessions.ingest import junit
+    from sessions.ingest.source import Source
+
+    monkeypatch.setattr(junit, "_read_prolog", lambda src: src.read())
+    data = (prolog + '<testsuites><testcase classname="c" name="&x;"/></testsuites>').encode()
+    with pytest.raises(IngestError, match="DTDs and entity declarations are refused"):
+        list(junit._parse_expat(Source(io.BytesIO(data), "x.xml", 1 << 20), RunInfo()))
+
+
+def test_the_expat_parser_yields_what_lxml_yields() -> None:
+    from sessions.ingest import junit
+    from sessions.ingest.source import Source
+
+    for path in sorted(DATA.glob("*.xml")):
+        data = path.read_bytes()
+        lxml_info, expat_info = RunInfo(format="junit"), RunInfo(format="junit")
+        by_lxml = list(junit._parse_lxml(Source(io.BytesIO(data), path.name, 1 << 30), lxml_info))
+        by_expat = list(junit._parse_expat(Source(io.BytesIO(data), path.name, 1 << 30), expat_info))
+        assert (by_expat, expat_info) == (by_lxml, lxml_info), path.name
+
+
+def test_a_deep_stream_that_cannot_be_read_twice_is_refused_clearly() -> None:
+    chunks = iter([deep_suites(3000)])
+    with pytest.raises(IngestError, match="nested deeper than 2048 levels, in a stream that cannot be read twice"):
+        list(parse(GeneratedFile(chunks), "deep.xml").results)
+
+
+@pytest.mark.django_db
+def test_ten_thousand_nested_suites_are_stored() -> None:
+    from sessions.services.ingestion import ingest_file
+
+    run = ingest_file(io.BytesIO(deep_suites(10_000)), "deep.xml", session_slug="deep").run
+    assert (run.total, run.passed, run.failed) == (10_001, 10_000, 1)
+    assert run.results.count() == 10_001

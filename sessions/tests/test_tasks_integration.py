@@ -372,6 +372,43 @@ def test_the_reaper_leaves_live_work_alone_and_ends_a_silent_deployment(tmp_path
     assert f"deployment {silent.pk}" in waiting.log_tail
 
 
+def test_a_failing_hook_after_the_summary_does_not_leave_the_run_running(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    from django.utils import timezone
+
+    from sessions.services import lifecycle
+
+    session = make_session("hook", tmp_path)
+    run = TestRun.objects.create(
+        session=session, cycle=runs.resolve_cycle(session, None), environment=session.environment,
+        status=WorkStatus.RUNNING, source=TestRun.Source.UI, started_at=timezone.now(), heartbeat_at=timezone.now(),
+    )  # fmt: skip
+
+    def broken_hook(run: TestRun) -> None:
+        raise RuntimeError("a lifecycle hook failed")
+
+    monkeypatch.setattr(lifecycle, "on_run_finished", broken_hook)
+    execution = runs.RunExecution(run)
+    with pytest.raises(RuntimeError):
+        execution.finalize(WorkStatus.FINISHED, 0)
+    execution.live.finish()
+    run.refresh_from_db()
+    assert run.status == WorkStatus.FINISHED and run.summary_written and run.exitstatus == 0
+
+
+def test_the_reaper_writes_a_summary_a_dead_worker_left_unwritten(tmp_path) -> None:  # noqa: ANN001
+    from django.utils import timezone
+
+    session = make_session("unwritten", tmp_path)
+    long_ago = timezone.now() - timezone.timedelta(minutes=10)
+    run = TestRun.objects.create(
+        session=session, cycle=runs.resolve_cycle(session, None), environment=session.environment,
+        status=WorkStatus.CANCELLED, source=TestRun.Source.UI, started_at=long_ago, heartbeat_at=long_ago,
+    )  # fmt: skip
+    assert runs.reap_lost()["unfinished"] == 1
+    run.refresh_from_db()
+    assert run.status == WorkStatus.CANCELLED and run.summary_written and run.incomplete
+
+
 # -- deploys --------------------------------------------------------------------------------------------------
 
 

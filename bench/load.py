@@ -1,0 +1,524 @@
+"""Load benchmark: 50 users on gunicorn + PostgreSQL while a 100,000-test JUnit file is being ingested.
+
+Run: `.venv/bin/python bench/load.py [--users 50] [--duration 60] [--ingest-at 10]` (after bench/pages.py has
+built `ld_scale_1m`). It stops by itself: every child process is started and stopped here, and the whole
+run is bounded by ``--duration`` plus at most ``--grace`` seconds for the ingest to end.
+
+1. Copies `ld_scale_1m` (about 1,000,000 results, see bench/pages.py) to a scratch database `ld_scale_load`
+   (``CREATE DATABASE ... TEMPLATE``), so that the cached database never changes; drops it at the end.
+2. Writes a 100,000-test JUnit file (the generator's suite, a bad day: many failures with tracebacks) and
+   ingests it once on the idle machine: ``manage.py ingest`` in a subprocess, wall time measured.
+3. Starts gunicorn on 127.0.0.1 (``--workers 4 --threads 2``) and a feeder process that keeps a few runs
+   live, writing results through ``ResultWriter.add`` and the running counts once a second, as a worker does.
+4. Runs ``--users`` threads (stdlib ``http.client``, keep-alive, each user logged in with its own session):
+   60 % browse (sessions list, session page, run pages and their HTMX result partials with filters and deep
+   cursors, signature, test and deployment pages, and any compare or flaky page that exists) with 1-3 s of
+   think time; 40 % watch a live run: its page, then its progress partial every 2 s as HTMX polls it.
+5. At ``--ingest-at`` seconds starts the same ingest again (into a fresh environment, like the idle one) and
+   records its wall time; reports throughput, p50/p95/p99, errors (non-2xx/3xx and exceptions) overall, per
+   page, and during the ingest window. Writes bench/out/load.json.
+
+Only loopback addresses are used. No dependency beyond the project's own (gunicorn is in requirements.txt).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+PG = os.environ.get("BENCH_PG_URL", "postgres://root@127.0.0.1:5432")
+HOST = "127.0.0.1"
+SOURCE_DB, LOAD_DB = "ld_scale_1m", "ld_scale_load"
+GOAL_P95_MS, GOAL_INGEST_RATIO, GOAL_INGEST_P95_MS = 300.0, 2.0, 500.0
+
+
+def dsn(db: str) -> str:
+    return f"{PG}/{db}"
+
+
+def psql_url(db: str) -> str:
+    return dsn(db).replace("postgres://", "postgresql://")
+
+
+def child_env(db: str) -> dict[str, str]:
+    return {**os.environ, "DATABASE_URL": dsn(db), "DEBUG": "0", "DJANGO_SETTINGS_MODULE": "loopdash.settings",
+            "LOG_LEVEL": "WARNING"}
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+# -- the scratch database and what the users need -----------------------------------------------------------
+
+
+def copy_database(source: str, target: str) -> float:
+    import psycopg
+
+    t0 = time.perf_counter()
+    with psycopg.connect(psql_url("postgres"), autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (source,)).fetchone():
+            raise SystemExit(f"no database {source}: run bench/pages.py first (it builds and caches it)")
+        conn.execute(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{target}" TEMPLATE "{source}" STRATEGY FILE_COPY')
+    return time.perf_counter() - t0
+
+
+def drop_scale_indexes(db: str) -> None:
+    import psycopg
+
+    with psycopg.connect(psql_url(db), autocommit=True) as conn:
+        for name in ("result_run_id", "result_run_suspect", "result_signature_recent"):
+            conn.execute(f"DROP INDEX IF EXISTS {name}")
+
+
+def drop_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(psql_url("postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def prepare(users: int, live_runs: int) -> dict:
+    """In a child process bound to the scratch database: users with sessions, live runs, the URL pools."""
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+    from django.contrib.auth.models import Group
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.urls import reverse
+    from django.utils import timezone
+
+    from sessions import roles
+    from sessions.models import Deployment, FailureSignature, LoopSession, TestCase, TestResult, TestRun, WorkStatus
+
+    roles.ensure_groups()
+    model = get_user_model()
+    cookies = []
+    for i in range(users):
+        user, _ = model.objects.get_or_create(username=f"load-{i:02d}")
+        role = roles.OPERATOR if i % 5 == 0 else roles.VIEWER
+        user.groups.set([Group.objects.get(name=role)])
+        store = SessionStore()
+        store[SESSION_KEY] = str(user.pk)
+        store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        store[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        store.create()
+        cookies.append(f"sessionid={store.session_key}")
+
+    history = LoopSession.objects.get(slug="history")
+    big = TestRun.objects.filter(session__slug="big-run").order_by("-total").first()
+    last_cycle = history.cycles.order_by("-number").first()
+    live = []
+    now = timezone.now()
+    for i in range(live_runs):
+        run = TestRun.objects.create(
+            session=history, cycle=last_cycle, environment=history.environment, label=f"live-{i}",
+            status=WorkStatus.RUNNING, source=TestRun.Source.UI, started_at=now, heartbeat_at=now,
+            properties={"eta": {"expected_tests": 1800, "expected_s": 2400.0}},
+        )
+        live.append(run.pk)
+    runs = list(TestRun.objects.filter(session=history).order_by("-id").values_list("id", flat=True)[:60])
+    ids = list(TestResult.objects.filter(run=big).order_by("id").values_list("id", flat=True)[::500])
+    failed_ids = list(TestResult.objects.filter(run=big, outcome="failed").order_by("id").values_list("id", flat=True)[::200])
+    cases = list(TestCase.objects.filter(environment=history.environment).order_by("id").values_list("id", flat=True)[:1800:9])
+    signatures = list(FailureSignature.objects.order_by("-result_count").values_list("id", flat=True)[:12])
+    deployments = list(Deployment.objects.filter(cycle__session=history).order_by("-id").values_list("id", flat=True)[:40])
+    run_url = reverse("run_detail", args=[big.pk])
+    pools: dict[str, list[str]] = {
+        "sessions list": [reverse("sessions_list")],
+        "session": [reverse("session_detail", args=[history.slug]), reverse("session_detail", args=["big-run"])],
+        "run": [reverse("run_detail", args=[pk]) for pk in runs] + [run_url],
+        "run partial": [f"{run_url}?after={pk}" for pk in ids]
+        + [f"{run_url}?outcome=failed&after={pk}" for pk in failed_ids]
+        + [f"{run_url}?q=test_chat", f"{run_url}?priority=P1", f"{run_url}?outcome=error"]
+        + [f"{reverse('run_detail', args=[pk])}?outcome=failed" for pk in runs[:20]],
+        "signature": [reverse("signature_detail", args=[pk]) for pk in signatures],
+        "test": [reverse("test_detail", args=[pk]) for pk in cases],
+        "deployment": [reverse("deployment_detail", args=[pk]) for pk in deployments],
+    }
+    sys.path.insert(0, str(ROOT / "bench"))
+    from django.urls import get_resolver
+    from pages import _reverse_guess  # the same discovery as bench/pages.py
+
+    full = list(TestRun.objects.filter(session=history, scope=TestRun.Scope.ALL).order_by("-id")[:2])
+    for name in sorted(n for n in get_resolver().reverse_dict if isinstance(n, str) and ("compare" in n or "flaky" in n)):
+        url = _reverse_guess(name, history, full)
+        if url:
+            pools[name.replace("_", " ")] = [url]
+    live_urls = [(reverse("run_detail", args=[pk]), reverse("operate_run_progress", args=[pk])) for pk in live]
+    return {"cookies": cookies, "pools": pools, "live": live, "live_urls": live_urls}
+
+
+# -- the live runs' feeder (a child process) ------------------------------------------------------------------
+
+
+def feed(run_ids: list[int], seconds: float, per_tick: int) -> None:
+    """Keep runs live: every second, results through ResultWriter.add and the running counts, as a worker does."""
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from collections import Counter
+
+    from django.utils import timezone
+
+    from sessions.ingest.records import Outcome, ParsedResult
+    from sessions.models import TestRun, WorkStatus
+    from sessions.services import history
+    from sessions.services.ingestion import ResultWriter
+    from sessions.services.summary import pass_rate
+
+    suite = history.build_suite(1800, 1, 0.02)
+    writers = {pk: ResultWriter(TestRun.objects.get(pk=pk)) for pk in run_ids}
+    counts = {pk: Counter() for pk in run_ids}
+    done_s = dict.fromkeys(run_ids, 0.0)
+    position = dict.fromkeys(run_ids, 0)
+    rng = random.Random(7)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        tick = time.monotonic()
+        for pk, writer in writers.items():
+            batch = []
+            for _ in range(per_tick):
+                spec = suite[position[pk] % len(suite)]
+                position[pk] += 1
+                failed = rng.random() < 0.05
+                duration = round(rng.uniform(0.2, 3.0), 3)
+                batch.append(ParsedResult(
+                    nodeid=spec.nodeid, name=spec.name, file=spec.file,
+                    outcome=Outcome.FAILED if failed else Outcome.PASSED, duration=duration,
+                    message="TimeoutError: Timeout after 120s waiting for agent_completed" if failed else "",
+                    details="E   TimeoutError: Timeout after 120s" if failed else "",
+                    error_type="TimeoutError" if failed else "", phase="call" if failed else "",
+                ))
+                counts[pk]["failed" if failed else "passed"] += 1
+                done_s[pk] += duration
+            writer.add(batch)
+            c = counts[pk]
+            TestRun.objects.filter(pk=pk, status=WorkStatus.RUNNING).update(
+                heartbeat_at=timezone.now(), current_test=batch[-1].nodeid, total=sum(c.values()), passed=c["passed"],
+                failed=c["failed"], pass_rate=pass_rate(c["passed"], c["failed"], 0), tests_duration_s=done_s[pk],
+            )
+        time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
+
+
+# -- the users ----------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Sample:
+    at: float  # seconds since the start of the load, when the request was sent
+    ms: float
+    page: str
+    status: int  # 0: an exception
+    error: str = ""
+
+
+class User(threading.Thread):
+    def __init__(self, n: int, port: int, cookie: str, plan: dict, start: float, stop: threading.Event,
+                 samples: list[Sample], watcher: bool) -> None:
+        super().__init__(name=f"user-{n}", daemon=True)
+        self.port, self.cookie, self.plan, self.start_at, self.stop_event = port, cookie, plan, start, stop
+        self.samples, self.watcher = samples, watcher
+        self.rng = random.Random(n)
+        self.conn: http.client.HTTPConnection | None = None
+
+    def get(self, page: str, url: str, htmx: bool = False) -> None:
+        headers = {"Cookie": self.cookie, "Host": f"{HOST}:{self.port}"}
+        if htmx:
+            headers["HX-Request"] = "true"
+        sent = time.monotonic()
+        status, error = 0, ""
+        try:
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection(HOST, self.port, timeout=30)
+            self.conn.request("GET", url, headers=headers)
+            response = self.conn.getresponse()
+            response.read()
+            status = response.status
+            if response.getheader("Connection", "").lower() == "close":
+                self.conn.close()
+                self.conn = None
+        except Exception as exc:  # noqa: BLE001 - every failure is a sample
+            error = f"{type(exc).__name__}: {exc}"[:200]
+            if self.conn is not None:
+                self.conn.close()
+            self.conn = None
+        self.samples.append(Sample(sent - self.start_at, (time.monotonic() - sent) * 1000, page, status, error))
+
+    def pause(self, seconds: float) -> None:
+        self.stop_event.wait(seconds)
+
+    def run(self) -> None:
+        self.pause(self.rng.uniform(0, 2))  # users do not all arrive in the same millisecond
+        if self.watcher:
+            page_url, progress_url = self.rng.choice(self.plan["live_urls"])
+            self.get("live run", page_url)
+            polls = 0
+            while not self.stop_event.is_set():
+                self.pause(2.0)
+                if self.stop_event.is_set():
+                    break
+                polls += 1
+                if polls % 15 == 0:  # now and then the watcher reloads the page
+                    self.get("live run", page_url)
+                else:
+                    self.get("progress partial", progress_url, htmx=True)
+            return
+        pools = self.plan["pools"]
+        weights = {"sessions list": 8, "session": 12, "run": 18, "run partial": 22, "signature": 10, "test": 15,
+                   "deployment": 5}
+        kinds = list(pools)
+        chances = [weights.get(k, 5) for k in kinds]
+        while not self.stop_event.is_set():
+            kind = self.rng.choices(kinds, chances)[0]
+            self.get(kind, self.rng.choice(pools[kind]), htmx=kind == "run partial")
+            self.pause(self.rng.uniform(1.0, 3.0))
+
+
+# -- processes ----------------------------------------------------------------------------------------------
+
+
+def start_gunicorn(port: int, workers: int, threads: int, log: Path) -> subprocess.Popen:
+    args = [str(Path(sys.executable).parent / "gunicorn"), "loopdash.wsgi:application", "--bind", f"{HOST}:{port}",
+            "--workers", str(workers), "--threads", str(threads), "--timeout", "60", "--graceful-timeout", "5",
+            "--keep-alive", "5", "--error-logfile", str(log)]
+    env = {**child_env(LOAD_DB), "DB_CONN_MAX_AGE": "60"}
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"gunicorn exited with {proc.returncode}; see {log}")
+        try:
+            conn = http.client.HTTPConnection(HOST, port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                conn.close()
+                return proc
+        except OSError:
+            pass
+        time.sleep(0.25)
+    stop(proc)
+    raise SystemExit("gunicorn did not answer /healthz within 30 s")
+
+
+def stop(proc: subprocess.Popen | None, timeout: float = 10) -> None:
+    """Stop one child we started (its own process group: gunicorn's workers go with it)."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+    except ProcessLookupError:
+        pass
+
+
+def ingest_command(path: Path, slug: str) -> list[str]:
+    return [sys.executable, "manage.py", "ingest", str(path), "--session", slug, "--environment", slug]
+
+
+def write_junit(path: Path, tests: int) -> None:
+    if path.exists():
+        return
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "loopdash.settings")
+    import django
+
+    django.setup()
+    from sessions.services import history
+
+    spec = history.HistorySpec(slug="load-ingest", cycles=1, tests=tests)
+    plan_builder = history.HistoryBuilder(spec)
+    rng = random.Random(11)
+    outcomes = plan_builder.outcomes(1, rng, plan_builder.suite)
+    path.write_bytes(plan_builder.junit(1, 1, outcomes, rng))
+
+
+def timed_ingest(path: Path, slug: str) -> dict:
+    t0 = time.perf_counter()
+    out = subprocess.run(ingest_command(path, slug), cwd=ROOT, env=child_env(LOAD_DB), capture_output=True,
+                         text=True, check=False, timeout=600)
+    return {"seconds": time.perf_counter() - t0, "exit": out.returncode, "stdout": out.stdout.strip()[-200:],
+            "stderr": out.stderr.strip()[-500:]}
+
+
+# -- the report ---------------------------------------------------------------------------------------------
+
+
+def summarize(samples: list[Sample], seconds: float) -> dict:
+    ok = [s for s in samples if 200 <= s.status < 400]
+    errors = [s for s in samples if not 200 <= s.status < 400]
+    ms = [s.ms for s in samples]
+    return {
+        "requests": len(samples), "throughput_rps": len(samples) / seconds if seconds else 0.0,
+        "p50_ms": percentile(ms, 0.5), "p95_ms": percentile(ms, 0.95), "p99_ms": percentile(ms, 0.99),
+        "max_ms": max(ms) if ms else None, "ok": len(ok), "errors": len(errors),
+        "error_samples": sorted({f"{s.page} {s.status} {s.error}" for s in errors})[:10],
+    }
+
+
+def by_page(samples: list[Sample]) -> dict:
+    pages: dict[str, list[float]] = {}
+    for s in samples:
+        pages.setdefault(s.page, []).append(s.ms)
+    return {page: {"n": len(v), "p50_ms": statistics.median(v), "p95_ms": percentile(v, 0.95), "max_ms": max(v)}
+            for page, v in sorted(pages.items())}
+
+
+def fmt(v: float | None) -> str:
+    return "—" if v is None else f"{v:.0f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--watchers", type=float, default=0.4, help="share of users watching a live run")
+    parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--ingest-at", type=float, default=10.0)
+    parser.add_argument("--ingest-tests", type=int, default=100_000)
+    parser.add_argument("--grace", type=float, default=120.0, help="at most this long past --duration for the ingest")
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--live-runs", type=int, default=3)
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database afterwards")
+    parser.add_argument("--baseline", action="store_true",
+                        help="drop migration 0003's indexes in the scratch copy first, to measure what they buy")
+    parser.add_argument("--out", type=Path, default=OUT / "load.json")
+    parser.add_argument("--prepare", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--feed", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.prepare is not None:
+        print(json.dumps(prepare(args.prepare, args.live_runs)))
+        return
+    if args.feed:
+        feed([int(x) for x in args.feed.split(",")], args.duration, 25)
+        return
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    junit = OUT / f"load-junit-{args.ingest_tests}.xml"
+    write_junit(junit, args.ingest_tests)
+    loadavg_before = os.getloadavg()
+    print(f"copying {SOURCE_DB} to {LOAD_DB}...", flush=True)
+    copy_s = copy_database(SOURCE_DB, LOAD_DB)
+    if args.baseline:
+        drop_scale_indexes(LOAD_DB)
+    gunicorn = feeder = ingest = None
+    stamp = time.strftime("%H%M%S")
+    try:
+        print(f"  {copy_s:.1f} s; idle ingest of {junit.name}...", flush=True)
+        idle = timed_ingest(junit, f"load-idle-{stamp}")
+        if idle["exit"]:
+            raise SystemExit(f"idle ingest failed: {idle['stderr']}")
+        print(f"  idle ingest: {idle['seconds']:.1f} s", flush=True)
+        prep = subprocess.run([sys.executable, __file__, "--prepare", str(args.users), "--live-runs", str(args.live_runs)],
+                              cwd=ROOT, env=child_env(LOAD_DB), capture_output=True, text=True, check=True)
+        plan = json.loads(prep.stdout.strip().splitlines()[-1])
+        gunicorn = start_gunicorn(args.port, args.workers, args.threads, OUT / "load-gunicorn.log")
+        bound = args.duration + args.grace
+        feeder = subprocess.Popen([sys.executable, __file__, "--feed", ",".join(map(str, plan["live"])),
+                                   "--duration", str(bound)], cwd=ROOT, env=child_env(LOAD_DB), start_new_session=True)
+        samples: list[Sample] = []
+        stop_event = threading.Event()
+        start = time.monotonic()
+        watchers = round(args.users * args.watchers)
+        users = [User(i, args.port, plan["cookies"][i], plan, start, stop_event, samples, i < watchers)
+                 for i in range(args.users)]
+        for u in users:
+            u.start()
+        print(f"  {args.users} users ({watchers} watching {args.live_runs} live runs) on gunicorn "
+              f"{args.workers}x{args.threads} at {HOST}:{args.port}", flush=True)
+        time.sleep(args.ingest_at)
+        ingest_start = time.monotonic() - start
+        t0 = time.perf_counter()
+        ingest = subprocess.Popen(ingest_command(junit, f"load-busy-{stamp}"), cwd=ROOT, env=child_env(LOAD_DB),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        busy_s = ingest_end = None
+        while True:
+            now = time.monotonic() - start
+            if busy_s is None and ingest.poll() is not None:
+                busy_s, ingest_end = time.perf_counter() - t0, now
+            if now >= args.duration and (busy_s is not None or now >= bound):
+                break
+            time.sleep(0.05)
+        stop_event.set()
+        for u in users:
+            u.join(35)
+        elapsed = time.monotonic() - start
+        if busy_s is None:
+            print("  the ingest under load did not finish in time", flush=True)
+        out_text, err_text = ingest.communicate(timeout=5) if ingest.poll() is not None else ("", "")
+        busy = {"seconds": busy_s, "exit": ingest.returncode, "stdout": (out_text or "").strip()[-200:],
+                "stderr": (err_text or "").strip()[-500:]}
+    finally:
+        stop(ingest)
+        stop(feeder)
+        stop(gunicorn)
+        if not args.keep:
+            drop_database(LOAD_DB)
+
+    samples = list(samples)
+    window = [s for s in samples if ingest_start <= s.at <= (ingest_end or elapsed)]
+    overall = summarize(samples, elapsed)
+    during = summarize(window, (ingest_end or elapsed) - ingest_start)
+    ratio = busy_s / idle["seconds"] if busy_s else None
+    report = {
+        "loadavg_after": os.getloadavg(), "loadavg_before": loadavg_before, "baseline": args.baseline,
+        "users": args.users, "watchers": watchers, "live_runs": args.live_runs, "duration_s": elapsed,
+        "gunicorn": {"workers": args.workers, "threads": args.threads}, "copy_database_s": copy_s,
+        "ingest": {"tests": args.ingest_tests, "idle": idle, "under_load": busy, "ratio": ratio,
+                   "window_s": [ingest_start, ingest_end]},
+        "overall": overall, "during_ingest": during, "pages": by_page(samples), "pages_during_ingest": by_page(window),
+        "goals": {
+            "errors_zero": overall["errors"] == 0,
+            "p95_under_300ms": overall["p95_ms"] is not None and overall["p95_ms"] < GOAL_P95_MS,
+            "ingest_within_2x": ratio is not None and ratio <= GOAL_INGEST_RATIO,
+            "pages_p95_under_500ms_during_ingest": during["p95_ms"] is not None and during["p95_ms"] < GOAL_INGEST_P95_MS,
+        },
+    }
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"\n{args.users} users for {elapsed:.0f} s: {overall['requests']} requests, "
+          f"{overall['throughput_rps']:.1f} req/s, p50 {fmt(overall['p50_ms'])} ms, p95 {fmt(overall['p95_ms'])} ms, "
+          f"p99 {fmt(overall['p99_ms'])} ms, errors {overall['errors']}")
+    for sample in overall["error_samples"]:
+        print(f"  error: {sample}")
+    print(f"{args.ingest_tests:,}-test ingest: idle {idle['seconds']:.1f} s, under load {'—' if busy_s is None else f'{busy_s:.1f}'} s"
+          f" (ratio {'—' if ratio is None else f'{ratio:.2f}'}); during it ({during['requests']} requests): "
+          f"p50 {fmt(during['p50_ms'])} ms, p95 {fmt(during['p95_ms'])} ms, errors {during['errors']}")
+    print(f"\n{'page':<22} {'n':>5} {'p50':>6} {'p95':>6} {'max':>6}   {'n*':>4} {'p95*':>6}   (* during the ingest)")
+    during_pages = report["pages_during_ingest"]
+    for page, row in report["pages"].items():
+        d = during_pages.get(page, {})
+        print(f"{page:<22} {row['n']:>5} {fmt(row['p50_ms']):>6} {fmt(row['p95_ms']):>6} {fmt(row['max_ms']):>6}   "
+              f"{d.get('n', 0):>4} {fmt(d.get('p95_ms')):>6}")
+    print("goals: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in report["goals"].items()))
+    print(f"figures written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""The signature page: title and status in place, merges that lose nothing, categories, what the page shows."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+
+from sessions.models import FailureSignature, RunSignature, SignatureCategory, SignatureEvent, TestResult
+from sessions.services import triage
+from sessions.tests.test_pages import Case, ingest
+
+pytestmark = pytest.mark.django_db
+HX = {"HX-Request": "true"}
+WS = "ConnectionClosedError: received 1011 (internal error)"
+TIMEOUT = "TimeoutError: Timeout after 120s waiting for agent_completed"
+
+
+@pytest.fixture
+def two_cycles():  # noqa: ANN201
+    first = ingest(
+        [Case("test_ws_a", "failed", 1.0, WS), Case("test_ws_b", "failed", 1.0, WS),
+         Case("test_stream", "failed", 2.0, TIMEOUT), Case("test_ok")],
+        cycle=1, label="one",
+    )  # fmt: skip
+    second = ingest(
+        [Case("test_ws_a", "failed", 1.0, WS), Case("test_stream", "failed", 2.0, TIMEOUT), Case("test_ok")],
+        cycle=2, label="two",
+    )  # fmt: skip
+    ws = FailureSignature.objects.get(error_type="ConnectionClosedError")
+    timeout = FailureSignature.objects.get(error_type="TimeoutError")
+    return first, second, ws, timeout
+
+
+@pytest.fixture
+def erin(client, engineer):  # noqa: ANN001, ANN201
+    client.force_login(engineer)
+    return client
+
+
+def test_the_title_is_edited_in_place(erin, two_cycles) -> None:  # noqa: ANN001
+    _first, _second, ws, _t = two_cycles
+    url = reverse("signature_title", args=[ws.pk])
+    response = erin.post(url, {"title": "WebSocket 1011 on connect", "version": ws.version}, headers=HX)
+    assert response.status_code == 200
+    assert response.content.decode().lstrip().startswith('<div class="page-head sig-head" id="signature-header">')
+    ws.refresh_from_db()
+    assert ws.title == "WebSocket 1011 on connect" and ws.version == 2
+    event = SignatureEvent.objects.get(signature=ws, action="title")
+    assert event.user.username == "erin" and "WebSocket 1011 on connect" in event.detail
+    assert erin.post(url, {"title": "  ", "version": ws.version}, headers=HX).status_code == 422
+
+
+def test_a_stale_title_is_refused_and_the_newer_one_shown(erin, two_cycles) -> None:  # noqa: ANN001
+    _first, _second, ws, _t = two_cycles
+    triage.set_title(ws, "Renamed by someone else", ws.version, None)
+    response = erin.post(reverse("signature_title", args=[ws.pk]), {"title": "Mine", "version": 1}, headers=HX)
+    assert response.status_code == 409
+    html = response.content.decode()
+    assert "Renamed by someone else" in html and "Mine" in html and "Not saved" in html
+    ws.refresh_from_db()
+    assert ws.title == "Renamed by someone else"
+
+
+def test_an_engineer_sets_the_status(erin, two_cycles) -> None:  # noqa: ANN001
+    _first, _second, ws, _t = two_cycles
+    response = erin.post(reverse("signature_status", args=[ws.pk]), {"status": "investigating", "version": ws.version}, headers=HX)
+    assert response.status_code == 200
+    ws.refresh_from_db()
+    assert ws.status == "investigating"
+    assert erin.post(reverse("signature_status", args=[ws.pk]), {"status": "done", "version": ws.version}, headers=HX).status_code == 422
+
+
+def test_a_merge_moves_results_and_counts_and_loses_nothing(erin, two_cycles) -> None:  # noqa: ANN001
+    first, second, ws, timeout = two_cycles
+    analysis = triage.create_analysis(timeout, None, "Streaming never completes")
+    total = TestResult.objects.filter(signature__isnull=False).count()
+    response = erin.post(reverse("signature_merge", args=[timeout.pk]), {"target": ws.pk})
+    assert response.status_code == 302 and response["Location"] == f"/signatures/{ws.pk}/"
+
+    timeout.refresh_from_db()
+    ws.refresh_from_db()
+    assert timeout.merged_into == ws
+    assert TestResult.objects.filter(signature=timeout).count() == 0
+    assert TestResult.objects.filter(signature=ws).count() == total  # every result kept, now on the target
+    assert ws.result_count == 5 and ws.test_count == 3 and timeout.result_count == 0
+    assert ws.first_seen_run == first and ws.last_seen_run == second
+    counts = {rs.run_id: (rs.results, rs.tests) for rs in RunSignature.objects.filter(signature=ws)}
+    assert counts == {first.pk: (3, 3), second.pk: (2, 2)}
+    assert not RunSignature.objects.filter(signature=timeout).exists()
+    analysis.refresh_from_db()
+    assert analysis.signature == timeout  # kept where it was written, shown on the target
+    html = erin.get(reverse("signature_detail", args=[ws.pk])).content.decode()
+    assert "Streaming never completes" in html and f"from #{timeout.pk}" in html
+    assert SignatureEvent.objects.filter(signature=ws, action="merged").exists()
+
+
+def test_future_failures_of_a_merged_fingerprint_land_on_the_target(two_cycles) -> None:  # noqa: ANN001
+    _first, _second, ws, timeout = two_cycles
+    triage.merge(timeout, ws, None)
+    third = ingest([Case("test_stream", "failed", 2.0, TIMEOUT)], cycle=3, label="three")
+    assert set(TestResult.objects.filter(run=third).values_list("signature_id", flat=True)) == {ws.pk}
+    assert RunSignature.objects.get(run=third).signature == ws
+
+
+def test_a_merge_into_a_merged_signature_follows_it_and_chains_stay_flat(two_cycles) -> None:  # noqa: ANN001
+    first, _second, ws, timeout = two_cycles
+    third = ingest([Case("test_key", "failed", 1.0, "KeyError: 'agent'")], cycle=3, label="three")
+    key = FailureSignature.objects.get(run_counts__run=third)
+    triage.merge(timeout, key, None)
+    triage.merge(key, ws, None)
+    timeout.refresh_from_db()
+    assert timeout.merged_into == ws  # re-pointed to the final target
+    other = FailureSignature.objects.create(environment=ws.environment, fingerprint="x" * 40, normalized="x", title="x")
+    assert triage.merge(other, timeout, None) == FailureSignature.objects.get(pk=ws.pk)
+
+
+@pytest.mark.parametrize("case", ["itself", "loop", "already", "elsewhere"])
+def test_merges_that_make_no_sense_are_refused(two_cycles, case: str) -> None:  # noqa: ANN001
+    from sessions.models import Environment
+
+    _first, _second, ws, timeout = two_cycles
+    if case == "itself":
+        source, target = ws, ws
+    elif case == "loop":
+        triage.merge(timeout, ws, None)
+        source, target = ws, FailureSignature.objects.get(pk=timeout.pk)
+    elif case == "already":
+        triage.merge(timeout, ws, None)
+        source, target = FailureSignature.objects.get(pk=timeout.pk), ws
+    else:
+        prod = Environment.objects.create(name="prod")
+        source = ws
+        target = FailureSignature.objects.create(environment=prod, fingerprint="y" * 40, normalized="y", title="y")
+    with pytest.raises(triage.Invalid):
+        triage.merge(source, target, None)
+
+
+def test_a_run_that_wrote_to_a_signature_merged_meanwhile_is_fixed_up_when_it_ends(two_cycles) -> None:  # noqa: ANN001
+    from sessions.services.lifecycle import on_run_finished
+
+    _first, second, ws, timeout = two_cycles
+    triage.merge(timeout, ws, None)
+    # As if a live run had resolved the fingerprint before the merge and kept writing to it:
+    TestResult.objects.filter(run=second, case__nodeid__endswith="test_stream").update(signature=timeout)
+    RunSignature.objects.create(run=second, signature=timeout, results=1, tests=1, modules=1)
+    on_run_finished(second)
+    assert not TestResult.objects.filter(signature=timeout).exists()
+    assert RunSignature.objects.get(run=second, signature=ws).results == 2
+
+
+def test_categories_label_new_signatures_and_relabel_all_when_saved(two_cycles) -> None:  # noqa: ANN001
+    _first, _second, ws, timeout = two_cycles
+    assert ws.category is None
+    infra = SignatureCategory.objects.create(name="infrastructure", pattern=r"(?i)1011|timeout", position=1)
+    ws.refresh_from_db()
+    timeout.refresh_from_db()
+    assert ws.category == infra and timeout.category == infra
+    network = SignatureCategory.objects.create(name="network", pattern=r"ConnectionClosed", position=0)
+    ws.refresh_from_db()
+    assert ws.category == network  # the first by position wins
+    network.pattern = r"nothing-matches-this"
+    network.save()
+    ws.refresh_from_db()
+    assert ws.category == infra
+    infra.delete()
+    ws.refresh_from_db()
+    assert ws.category is None
+    fresh = ingest([Case("test_new", "failed", 1.0, "ConnectionClosedError: nothing-matches-this now")], cycle=3)
+    assert FailureSignature.objects.get(run_counts__run=fresh).category == network  # assigned at creation
+
+
+def test_a_category_pattern_must_compile() -> None:
+    category = SignatureCategory(name="broken", pattern="(unclosed")
+    with pytest.raises(ValidationError):
+        category.full_clean()
+
+
+def test_the_page_shows_occurrences_tests_modules_and_one_full_traceback(client, viewer, two_cycles) -> None:  # noqa: ANN001
+    first, second, ws, _t = two_cycles
+    client.force_login(viewer)
+    response = client.get(reverse("signature_detail", args=[ws.pk]))
+    html = response.content.decode()
+    figure = response.context["occurrence_figure"]
+    assert figure["data"][0]["x"] == [1, 2] and figure["data"][0]["y"] == [2, 1]
+    assert '<script id="occurrence-figure" type="application/json">' in html
+    assert [t.nodeid.rsplit("::", 1)[1] for t in response.context["tests"]] == ["test_ws_a", "test_ws_b"]
+    assert response.context["modules"] == [("tests/e2e/test_chat.py", 3)]
+    assert 'id="full-traceback"' in html
+    assert f'href="/runs/{first.pk}/"' in html and f'href="/runs/{second.pk}/"' in html
