@@ -85,16 +85,17 @@ class Settings:
     """Runtime knobs.
 
     The latencies are small sleeps standing in for network and backend round
-    trips: they make every real test take >= ~6 ms, so the only tests that
-    report 0.00s are the ones that really did nothing (the suspect ones).
+    trips: they make every real test take >= ~12 ms, above loopdash's 0.01 s
+    suspect line, so the only tests flagged as suspect are the ones that really
+    did nothing.
     """
 
     host: str = "127.0.0.1"
     port: int = 8765
     secret: str = DEFAULT_SECRET
     step_s: float = 0.0005
-    auth_delay_s: float = 0.005
-    api_delay_s: float = 0.005
+    auth_delay_s: float = 0.012
+    api_delay_s: float = 0.012
     flake_rate: float = 0.35
     flake_seed: int = 0
 
@@ -107,8 +108,8 @@ class Settings:
             port=port,
             secret=os.environ.get("STAGING_JWT_SECRET") or DEFAULT_SECRET,
             step_s=_env_float("STAGING_AGENT_STEP_MS", 0.5) / 1000,
-            auth_delay_s=_env_float("STAGING_AUTH_DELAY_MS", 5.0) / 1000,
-            api_delay_s=_env_float("STAGING_API_DELAY_MS", 5.0) / 1000,
+            auth_delay_s=_env_float("STAGING_AUTH_DELAY_MS", 12.0) / 1000,
+            api_delay_s=_env_float("STAGING_API_DELAY_MS", 12.0) / 1000,
             flake_rate=_env_float("STAGING_FLAKE_RATE", 0.35),
             flake_seed=int(seed_raw) if seed_raw else time.time_ns() % 2**32,
         )
