@@ -300,6 +300,14 @@ class User(threading.Thread):
 # -- processes ----------------------------------------------------------------------------------------------
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
 def start_gunicorn(port: int, workers: int, threads: int, log: Path) -> subprocess.Popen:
     args = [str(Path(sys.executable).parent / "gunicorn"), "loopdash.wsgi:application", "--bind", f"{HOST}:{port}",
             "--workers", str(workers), "--threads", str(threads), "--timeout", "60", "--graceful-timeout", "5",
@@ -404,7 +412,7 @@ def main() -> None:
     parser.add_argument("--grace", type=float, default=120.0, help="at most this long past --duration for the ingest")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=0, help="default: a free port on 127.0.0.1")
     parser.add_argument("--live-runs", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database afterwards")
     parser.add_argument("--baseline", action="store_true",
@@ -421,6 +429,8 @@ def main() -> None:
         return
 
     OUT.mkdir(parents=True, exist_ok=True)
+    if not args.port:
+        args.port = free_port()
     junit = OUT / f"load-junit-{args.ingest_tests}.xml"
     write_junit(junit, args.ingest_tests)
     loadavg_before = os.getloadavg()

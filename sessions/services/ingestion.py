@@ -6,11 +6,12 @@ report-log grows). On PostgreSQL rows go in with ``COPY`` through psycopg 3 (doc
 Ingestion); elsewhere with ``bulk_create``.
 
 The PostgreSQL path is a pipeline, because the database and the parser can work at the same time
-(they are two processes): a batch's test cases are resolved and copied, then its results are sent,
-a slice at a time, *while the next batch is parsed*. Rows are formatted as COPY text by plain string
-operations, never adapted value by value. Case ids come from the table's sequence, so a result row
-can name its new case before the case is stored; an environment with up to ``PRELOAD_LIMIT`` cases is
-read once, so that no batch has to ask which of its cases exist.
+(they are two processes): a batch's new test cases and its results are COPYed by a helper thread
+*while the next batch is parsed* (``_CopyWorker``). Rows are formatted as COPY text by plain string
+operations, never adapted value by value. Case ids come from the table's sequence, reserved a batch
+ahead, so a result row names its new case before the case is stored; an environment with up to
+``PRELOAD_LIMIT`` cases is read once, so that no batch has to ask which of its cases exist. The test
+cases' deferred foreign keys are checked COPY by COPY (on the helper thread) rather than at commit.
 """
 
 from __future__ import annotations

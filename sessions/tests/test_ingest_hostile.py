@@ -122,7 +122,6 @@ REFUSALS = {
     "illegal-char": (b'<testsuites>\n\n<testcase name="a">\x01</testcase></testsuites>', "character not allowed in XML", 3),
     "illegal-char-attribute": (b'<testsuites>\n\n<testcase name="a\x1b[31m"/></testsuites>', "character not allowed in XML", 3),
     "illegal-char-reference": (b'<testsuites>\n<testcase name="a&#1;"/></testsuites>', "character not allowed in XML", 2),
-    "nested-too-deep": (b"<testsuites>" + b"<testsuite>" * 10_000 + b"</testsuite>" * 10_000 + b"</testsuites>", "nested deeper than 2048 levels", 1),
     "corrupt-gzip": (b"\x1f\x8b\x08\x00garbage-garbage-garbage", "corrupt gzip data", None),
     "truncated-gzip": (gzip.compress(b"<testsuites/>" * 100)[:-10], "corrupt gzip data", None),
     # report-log
@@ -234,8 +233,9 @@ def test_long_name_and_huge_message() -> None:
     assert len(result.message) <= 4_000 and len(result.details) <= 64_000
 
 
-def test_nesting_up_to_the_parser_limit_parses() -> None:
-    depth = 2000
+@pytest.mark.parametrize("depth", [2000, 10_000])
+def test_deeply_nested_suites_parse(depth: int) -> None:
+    """Past libxml2's 2048 levels the parser falls back to expat; the result is the same."""
     data = b"<testsuites>" + b'<testsuite name="s">' * depth + b'<testcase classname="c" name="deep"/>'
     data += b"</testsuite>" * depth + b"</testsuites>"
     assert [r.nodeid for r in parse_all(data)[0]] == ["c::deep"]

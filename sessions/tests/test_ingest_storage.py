@@ -201,3 +201,11 @@ def test_the_ingest_command_prints_run_and_url(tmp_path, capsys):
     session = LoopSession.objects.get(slug="cli")
     assert session.environment.name == "ci"
     assert set(session.runs.values_list("cycle__number", flat=True)) == {2}
+
+
+def test_ten_thousand_nested_suites_are_stored():
+    depth = 10_000
+    data = b"<testsuites>" + b'<testsuite name="s">' * depth + b'<testcase classname="deep" name="t"/>'
+    data += b"</testsuite>" * depth + b"</testsuites>"
+    run = ingest(data, "deep.xml")
+    assert run.total == run.passed == 1
