@@ -3,9 +3,11 @@
 Its results are files that real pytest wrote against real deploys of
 `examples/staging` (see `examples/staging/make_results.py`), stored in
 `sessions/demo_results/` and ingested here through the same path as any upload.
-`sessions/demo_reruns/` holds two reruns of failed tests made the same way (cycle
-4's streaming failures, which fail again; cycle 6's flaky snapshot test, which
-passes on the rerun and so shows as flaky).
+`sessions/demo_reruns/` holds real reruns, made the same way, of the tests that can
+fail in cycles 3 to 6 (the streaming tests, which fail again until r5, and the two
+flaky snapshot tests); a cycle's rerun keeps the ones its full run failed, so the
+demo shows a rerun of failed tests, and a snapshot test that failed and then passed
+on the same revision shows as flaky, whichever of them the results made fail.
 
 Deployments, five-whys analyses (through the triage services, so they have an
 edit history) and fixes are added in the order an engineer would have added them,
@@ -15,11 +17,14 @@ race condition and shows as "did not fix"; the second one is verified.
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from xml.etree import ElementTree
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -37,8 +42,10 @@ from .models import (
     Fix,
     ImpactRule,
     LoopSession,
+    Outcome,
     SignatureCategory,
     SuccessCriterion,
+    TestResult,
     TestRun,
     WorkStatus,
 )
@@ -192,6 +199,26 @@ def _merge_all(into: FailureSignature, others: list[FailureSignature], author) -
     return into
 
 
+def _failed_nodeids(run: TestRun) -> set[str]:
+    return set(
+        TestResult.objects.filter(run=run, outcome__in=(Outcome.FAILED, Outcome.ERROR)).values_list("case__nodeid", flat=True)
+    )
+
+
+def _rerun_of(path: Path, failed: set[str]) -> bytes | None:
+    """The rerun file's test cases that the full run failed (pytest's JUnit: classname + name)."""
+    root = ElementTree.fromstring(gzip.decompress(path.read_bytes()))
+    kept = 0
+    for suite in root.iter("testsuite"):
+        for case in list(suite.findall("testcase")):
+            nodeid = case.get("classname", "").replace(".", "/") + ".py::" + case.get("name", "")
+            if nodeid in failed:
+                kept += 1
+            else:
+                suite.remove(case)
+    return ElementTree.tostring(root, encoding="utf-8", xml_declaration=True) if kept else None
+
+
 def _commit(env: Environment, revision: str) -> str:
     return next(r["commit"] for r in env.revisions if r["revision"] == revision)
 
@@ -276,9 +303,10 @@ class _Story:
                 full = run
             stdout(f"  cycle {number} ({revision}): run {run.pk} {name}: {run.passed}/{run.total} passed")
         rerun_file = RERUNS_DIR / f"cycle-{number:02d}-{revision}-rerun.xml.gz"
-        if full is not None and rerun_file.exists():
-            with rerun_file.open("rb") as f:
-                rerun = ingest_file(f, rerun_file.name, session_slug=SLUG, cycle_number=number).run
+        failed = _failed_nodeids(full) if full is not None else set()
+        rerun_xml = _rerun_of(rerun_file, failed) if failed and rerun_file.exists() else None
+        if rerun_xml is not None:
+            rerun = ingest_file(io.BytesIO(rerun_xml), rerun_file.name, session_slug=SLUG, cycle_number=number).run
             TestRun.objects.filter(pk=rerun.pk).update(
                 deployment=deployment, rerun_of=full, scope=TestRun.Scope.FAILED, label=f"rerun of run {full.pk}: failed"
             )

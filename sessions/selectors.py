@@ -6,21 +6,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import (
-    CharField,
-    Count,
-    Exists,
-    F,
-    IntegerField,
-    Max,
-    OuterRef,
-    Q,
-    QuerySet,
-    Subquery,
-    Sum,
-    Value,
-    Window,
-)
+from django.db.models import Count, F, Max, Q, QuerySet, Sum
 from django.db.models.functions import Substr
 from django.http import QueryDict
 from django.shortcuts import get_object_or_404
@@ -880,81 +866,138 @@ def previous_full_run(run: TestRun, look_back: int = 20) -> TestRun | None:
     return similar or (earlier[0] if earlier else None)
 
 
-def _same_case(run_id: int, **filters: object) -> Exists:
-    """The other run has a result of the same test (index result_case_run: one probe per row)."""
-    return Exists(TestResult.objects.filter(run_id=run_id, case_id=OuterRef("case_id"), **filters))
+@dataclass(slots=True)
+class CompareRow:
+    """One test of a comparison list with its result in each run (None where the run did not have it)."""
 
+    case: TestCase
+    now: TestResult | None
+    was: TestResult | None
 
-def _other(run_id: int, field: str) -> Subquery:
-    return Subquery(TestResult.objects.filter(run_id=run_id, case_id=OuterRef("case_id")).order_by("id").values(field)[:1])
-
-
-def compare_queryset(name: str, run: TestRun, base: TestRun) -> QuerySet[TestResult]:
-    """One list of the comparison as results of one of the runs, each with its test and the other run's
-    outcome. Every list is driven from the side that is small (failing results) or walked in id order
-    with one index probe per row into the other run, so no list joins two 100,000-result runs by sorting.
-    """
-    if name == "new_failures":
-        qs = TestResult.objects.filter(run=run, outcome__in=FAILING).exclude(_same_case(base.pk, outcome__in=FAILING))
-    elif name == "still_failing":
-        qs = TestResult.objects.filter(run=run, outcome__in=FAILING).filter(_same_case(base.pk, outcome__in=FAILING))
-    elif name == "new_tests":
-        qs = TestResult.objects.filter(run=run).exclude(_same_case(base.pk))
-    elif name == "fixed":  # failing before, passing now: walked from the base run's failures
-        qs = TestResult.objects.filter(run=base, outcome__in=FAILING).filter(_same_case(run.pk, outcome=Outcome.PASSED))
-    elif name == "removed_tests":
-        qs = TestResult.objects.filter(run=base).exclude(_same_case(run.pk))
-    elif name == "slower":
-        slower_than = _same_case(
-            base.pk,
-            outcome=Outcome.PASSED,
-            duration__lt=OuterRef("duration") / SLOWER_RATIO,
-            duration__lte=OuterRef("duration") - SLOWER_BY_S,
-        )
-        qs = TestResult.objects.filter(run=run, outcome=Outcome.PASSED, duration__gte=SLOWER_BY_S).filter(slower_than)
-    else:
-        raise KeyError(name)
-    mine, other = (base, run) if name in ("fixed", "removed_tests") else (run, base)
-    qs = qs.select_related("case").only(
-        "id", "run_id", "case_id", "outcome", "duration", "signature_id", "case__id", "case__nodeid", "case__priority"
-    )
-    other_outcome, other_duration = _other(other.pk, "outcome"), _other(other.pk, "duration")
-    if mine == run:
-        return qs.annotate(
-            now_outcome=F("outcome"), now_duration=F("duration"), now_signature=F("signature_id"),
-            now_message=Substr("message", 1, 300), was_outcome=other_outcome, was_duration=other_duration,
-        )  # fmt: skip
-    return qs.annotate(
-        was_outcome=F("outcome"), was_duration=F("duration"), now_outcome=other_outcome, now_duration=other_duration,
-        now_signature=Value(None, output_field=IntegerField()), now_message=Value("", output_field=CharField()),
-    )  # fmt: skip
+    @property
+    def slower_by(self) -> float | None:
+        if self.now is None or self.was is None or self.now.duration is None or self.was.duration is None:
+            return None
+        return self.now.duration - self.was.duration
 
 
 @dataclass(slots=True)
 class CompareList:
     name: str
     label: str
-    rows: list
+    rows: list[CompareRow]
     count: int
     next_after: int | None
 
 
-def membership_counts(run: TestRun, base: TestRun) -> dict[str, int]:
-    """How many tests only ``run`` has and how many only ``base`` has, in one full outer join.
+def _per_case_sql(table: str) -> str:
+    """Per test, how each run saw it: one GROUP BY over both runs' results (placeholders: a × 5, b × 3, a, b)."""
+    failing = "('failed', 'error')"
+    return (
+        "SELECT case_id, "
+        "SUM(CASE WHEN run_id = %s THEN 1 ELSE 0 END) AS n, "
+        "SUM(CASE WHEN run_id = %s AND outcome IN " + failing + " THEN 1 ELSE 0 END) AS nf, "
+        "SUM(CASE WHEN run_id = %s AND outcome = 'passed' THEN 1 ELSE 0 END) AS np, "
+        "MAX(CASE WHEN run_id = %s AND outcome = 'passed' THEN duration END) AS nd, "
+        "MIN(CASE WHEN run_id = %s THEN id END) AS nid, "
+        "SUM(CASE WHEN run_id = %s THEN 1 ELSE 0 END) AS w, "
+        "SUM(CASE WHEN run_id = %s AND outcome IN " + failing + " THEN 1 ELSE 0 END) AS wf, "
+        "MAX(CASE WHEN run_id = %s AND outcome = 'passed' THEN duration END) AS wd "
+        f"FROM {table} WHERE run_id IN (%s, %s) GROUP BY case_id"
+    )
 
-    Usually both are 0 (the same suite twice) and the two lists then cost nothing more. A test that
-    appears twice in a run (repeated identities) can make these counts a little higher than the rows.
+
+# A list's condition on the per-test figures above (shared by the counts and the "slower" page).
+_CONDITIONS = {
+    "new_failures": "nf > 0 AND wf = 0",
+    "fixed": "wf > 0 AND np > 0",
+    "still_failing": "nf > 0 AND wf > 0",
+    "new_tests": "n > 0 AND w = 0",
+    "removed_tests": "w > 0 AND n = 0",
+    "slower": f"nd > wd * {SLOWER_RATIO} AND nd >= wd + {SLOWER_BY_S}",
+}
+
+
+def _per_case_params(run: TestRun, base: TestRun) -> list[int]:
+    a, b = run.pk, base.pk
+    return [a, a, a, a, a, b, b, b, a, b]
+
+
+def compare_counts(run: TestRun, base: TestRun) -> dict[str, int]:
+    """How many tests each list holds, all six in one aggregation over the two runs' results.
+
+    GROUP BY plans as a hash or sort aggregate, never as a nested loop, so it costs one pass over both
+    runs whatever the planner believes about their sizes (a run ingested a second ago has no statistics).
     """
     table = connection.ops.quote_name(TestResult._meta.db_table)
-    sql = (
-        "SELECT SUM(CASE WHEN b.case_id IS NULL THEN 1 ELSE 0 END), SUM(CASE WHEN a.case_id IS NULL THEN 1 ELSE 0 END) "
-        f"FROM (SELECT case_id FROM {table} WHERE run_id = %s) a "
-        f"FULL OUTER JOIN (SELECT case_id FROM {table} WHERE run_id = %s) b ON a.case_id = b.case_id"
-    )
+    sums = ", ".join(f"SUM(CASE WHEN {cond} THEN 1 ELSE 0 END)" for cond in _CONDITIONS.values())
     with connection.cursor() as cursor:
-        cursor.execute(sql, [run.pk, base.pk])
-        only_run, only_base = cursor.fetchone()
-    return {"new_tests": int(only_run or 0), "removed_tests": int(only_base or 0)}
+        cursor.execute(f"SELECT {sums} FROM ({_per_case_sql(table)}) per_case", _per_case_params(run, base))
+        values = cursor.fetchone()
+    return {name: int(value or 0) for name, value in zip(_CONDITIONS, values, strict=True)}
+
+
+def _case_ids(run_id: int, outcomes: tuple[str, ...] | None, after: int | None) -> QuerySet:
+    qs = TestResult.objects.filter(run_id=run_id)
+    if outcomes:
+        qs = qs.filter(outcome__in=outcomes)
+    if after is not None:
+        qs = qs.filter(case_id__gt=after)
+    return qs.values_list("case_id", flat=True).order_by()
+
+
+def compare_case_ids(name: str, run: TestRun, base: TestRun, *, after: int | None, size: int) -> list[int]:
+    """The tests of one list, a page in test-id order (the slowest first for "slower").
+
+    Set operations (EXCEPT, INTERSECT) on the two runs' test ids: hashed or sorted by the database,
+    never a nested loop, whatever its statistics say. Failure lists start from the failing results
+    (index result_run_outcome), which are few.
+    """
+    a, b = run.pk, base.pk
+    failing, passed = tuple(FAILING), (Outcome.PASSED,)
+    if name == "slower":
+        table = connection.ops.quote_name(TestResult._meta.db_table)
+        sql = (
+            f"SELECT case_id FROM ({_per_case_sql(table)}) per_case WHERE {_CONDITIONS['slower']} "
+            f"ORDER BY nd - wd DESC, case_id LIMIT {int(size)}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, _per_case_params(run, base))
+            return [row[0] for row in cursor.fetchall()]
+    if name == "new_failures":
+        qs = _case_ids(a, failing, after).difference(_case_ids(b, failing, after))
+    elif name == "still_failing":
+        qs = _case_ids(a, failing, after).intersection(_case_ids(b, failing, after))
+    elif name == "fixed":
+        qs = _case_ids(b, failing, after).intersection(_case_ids(a, passed, after))
+    elif name == "new_tests":
+        qs = _case_ids(a, None, after).difference(_case_ids(b, None, after))
+    elif name == "removed_tests":
+        qs = _case_ids(b, None, after).difference(_case_ids(a, None, after))
+    else:
+        raise KeyError(name)
+    return list(qs.order_by("case_id")[: size + 1])
+
+
+def _compare_rows(case_ids: list[int], run: TestRun, base: TestRun) -> list[CompareRow]:
+    """The page's tests with both runs' results: one query, a few index probes (index result_case_run)."""
+    results = (
+        TestResult.objects.filter(run_id__in=[run.pk, base.pk], case_id__in=case_ids)
+        .select_related("case")
+        .only(
+            "id", "run_id", "case_id", "outcome", "duration", "suspect", "signature_id", "message",
+            "case__id", "case__nodeid", "case__priority",
+        )
+        .order_by("id")
+    )  # fmt: skip
+    rows: dict[int, CompareRow] = {}
+    for result in results:
+        row = rows.setdefault(result.case_id, CompareRow(case=result.case, now=None, was=None))
+        if result.run_id == run.pk and row.now is None:
+            row.now = result
+        elif result.run_id == base.pk and row.was is None:
+            row.was = result
+    return [rows[case_id] for case_id in case_ids if case_id in rows]
 
 
 def compare_list(
@@ -962,25 +1005,19 @@ def compare_list(
     run: TestRun,
     base: TestRun,
     *,
+    counts: dict[str, int],
     after: str | None = None,
     size: int = COMPARE_PAGE,
-    known: dict[str, int] | None = None,
 ) -> CompareList:
-    """One list of the comparison: a page of rows (keyset on the result id; the slowest first for
-    "slower", counted in the same query) and the count of all of them."""
-    if known is not None and known.get(name) == 0:
+    """One list of the comparison: a page of its tests (keyset on the test id) and its count.
+
+    Two queries when the list is not empty (its test ids, then their results), none when it is.
+    """
+    count = counts.get(name, 0)
+    if not count:
         return CompareList(name, COMPARE_LISTS[name], [], 0, None)
-    qs = compare_queryset(name, run, base)
-    if name == "slower":
-        rows = list(
-            qs.annotate(slower_by=F("duration") - F("was_duration"), total=Window(Count("id")))
-            .order_by("-slower_by", "id")[:size]
-        )
-        return CompareList(name, COMPARE_LISTS[name], rows, rows[0].total if rows else 0, None)
     cursor = _cursor(after)
-    count = known[name] if known and name in known else qs.order_by().values("pk").count()
-    page = qs.filter(id__gt=cursor) if cursor is not None else qs
-    rows = list(page.order_by("id")[: size + 1])
-    more = len(rows) > size
-    rows = rows[:size]
-    return CompareList(name, COMPARE_LISTS[name], rows, count, rows[-1].pk if more and rows else None)
+    ids = compare_case_ids(name, run, base, after=cursor if name != "slower" else None, size=size)
+    more = name != "slower" and len(ids) > size
+    ids = ids[:size]
+    return CompareList(name, COMPARE_LISTS[name], _compare_rows(ids, run, base), count, ids[-1] if more and ids else None)

@@ -282,17 +282,15 @@ def run_compare(request: HttpRequest, pk: int, other: int | None = None) -> Http
     if base is None:
         return render(request, "sessions/compare.html", context)
     wanted = request.GET.get("list", "")
+    counts = selectors.compare_counts(run, base)
     if _wants_partial(request) and wanted in selectors.COMPARE_LISTS:
-        known = selectors.membership_counts(run, base) if wanted in ("new_tests", "removed_tests") else None
-        item = selectors.compare_list(wanted, run, base, after=request.GET.get("after"), known=known)
+        item = selectors.compare_list(wanted, run, base, counts=counts, after=request.GET.get("after"))
         return _vary_on_htmx(render(request, "sessions/compare.html#list", {"run": run, "base": base, "item": item}))
     after = request.GET.get("after")
-    known = selectors.membership_counts(run, base)
     context["lists"] = [
-        selectors.compare_list(name, run, base, after=after if name == wanted else None, known=known)
+        selectors.compare_list(name, run, base, counts=counts, after=after if name == wanted else None)
         for name in selectors.COMPARE_LISTS
     ]
-    context["slower_ratio"], context["slower_by"] = selectors.SLOWER_RATIO, selectors.SLOWER_BY_S
     return _vary_on_htmx(render(request, "sessions/compare.html", context))
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.db import connection
-from django.db.models import F, Q, Window
+from django.db.models import F, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
@@ -79,13 +79,18 @@ def _mark_flaky(run: TestRun) -> int:
         .exclude(pk=run.pk)
         .values("pk")
     )
-    failed_here = TestResult.objects.filter(run=run, outcome__in=FAILING).values("case_id")
-    passed_here = TestResult.objects.filter(run=run, outcome=Outcome.PASSED).values("case_id")
-    passed_there = TestResult.objects.filter(run_id__in=siblings, outcome=Outcome.PASSED, case_id__in=failed_here)
-    failed_there = TestResult.objects.filter(run_id__in=siblings, outcome__in=FAILING, case_id__in=passed_here)
-    ids = set(passed_there.values_list("case_id", flat=True).distinct()) | set(
-        failed_there.values_list("case_id", flat=True).distinct()
-    )
+    sibling_ids = list(siblings.values_list("pk", flat=True)[:1000])
+    if not sibling_ids:
+        return 0
+
+    def case_ids(run_ids: list[int], outcomes: tuple[str, ...]) -> QuerySet:
+        return TestResult.objects.filter(run_id__in=run_ids, outcome__in=outcomes).values_list("case_id", flat=True).order_by()
+
+    # Set operations: hashed or sorted by the database, never a nested loop between two large runs.
+    passed = (Outcome.PASSED,)
+    flipped_back = case_ids([run.pk], FAILING).intersection(case_ids(sibling_ids, passed))
+    broke_here = case_ids([run.pk], passed).intersection(case_ids(sibling_ids, FAILING))
+    ids = set(flipped_back) | set(broke_here)
     if ids:
         TestCase.objects.filter(pk__in=ids).update(flaky_key=label[:100], flaky_run=run, flaky_at=timezone.now())
     return len(ids)

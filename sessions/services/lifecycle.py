@@ -119,9 +119,13 @@ def _covers(run: TestRun, signature_ids: set[int], root: int) -> bool:
     if last == run.pk:
         return True
     executed = (Outcome.PASSED, Outcome.FAILED, Outcome.ERROR)
-    ran_here = TestResult.objects.filter(run=run, outcome__in=executed).values("case_id")
-    missing = TestResult.objects.filter(run_id=last, signature_id__in=signature_ids).exclude(case_id__in=ran_here)
-    return TestResult.objects.filter(run_id=last, signature_id__in=signature_ids).exists() and not missing.exists()
+    hit = TestResult.objects.filter(run_id=last, signature_id__in=signature_ids).values_list("case_id", flat=True)
+    if not hit.exists():
+        return False
+    ran_here = TestResult.objects.filter(run=run, outcome__in=executed).values_list("case_id", flat=True)
+    # EXCEPT is hashed or sorted by the database: no nested loop over a 100,000-result run.
+    missing = hit.order_by().difference(ran_here.order_by())
+    return not list(missing[:1])
 
 
 def _judge(fix: Fix, run: TestRun) -> bool:

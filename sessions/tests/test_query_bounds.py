@@ -19,8 +19,8 @@ from sessions.tests.test_pages import triage_world
 #   export 12 · run 4: run, results page, signatures, suspects · results partial 2 (+ the groups for "Rerun")
 #   signature 12: signature, runs, merged-in, analyses (+ steps, fixes), edits, samples, traceback, tests hit,
 #     occurrences, events (an engineer adds the merge candidates) · test 2: case, history · deployment 3
-#   compare 12: the two runs, tests only in one or the other (one join), then a page and a count for each list
-#     (none for new or removed tests when there are none; one for the slower ones) · one list 3: runs, page, count
+#   compare 11: the two runs, the six lists' counts (one aggregation), then for each list that is not
+#     empty its page of test ids and their results (two) · one list 4: the runs, the counts, the page
 BOUNDS = {
     "sessions_list": 4,
     "session_detail": 12,
@@ -30,8 +30,8 @@ BOUNDS = {
     "signature_detail": 15,
     "test_detail": 5,
     "deployment_detail": 6,
-    "compare": 15,
-    "compare_list_partial": 6,
+    "compare": 14,
+    "compare_list_partial": 7,
 }
 SIZES = [10, 10_000]
 
