@@ -73,7 +73,7 @@ SPEC: dict = {
                 "responses": {
                     "201": {"description": "stored", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Run"}}}},
                     "200": {"description": "the same file was stored before", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Run"}}}},
-                    **_errors(400, 401, 404, 405),
+                    **_errors(400, 401, 403, 404, 405),
                 },
             }
         },

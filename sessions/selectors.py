@@ -137,7 +137,24 @@ def representative_run(runs: list[TestRun]) -> TestRun | None:
 def session_cycles(session: LoopSession) -> list[CycleRow]:
     """The session's cycles, oldest first, each with its runs and deployments: three queries in all."""
     rows = {c.pk: CycleRow(cycle=c) for c in Cycle.objects.filter(session=session).order_by("number")}
+    return _with_runs(session, rows, limited=False)
+
+
+def recent_cycles(session: LoopSession, *, last: int, before: int | None = None) -> tuple[list[CycleRow], bool]:
+    """The latest ``last`` cycles (numbered below ``before``), oldest first, with their runs and
+    deployments, and whether older cycles exist: three queries whatever the length of the session."""
+    cycles = Cycle.objects.filter(session=session)
+    if before is not None:
+        cycles = cycles.filter(number__lt=before)
+    picked = list(cycles.order_by("-number")[: last + 1])
+    rows = {c.pk: CycleRow(cycle=c) for c in reversed(picked[:last])}
+    return _with_runs(session, rows, limited=True), len(picked) > last
+
+
+def _with_runs(session: LoopSession, rows: dict[int, CycleRow], *, limited: bool) -> list[CycleRow]:
     runs = TestRun.objects.filter(session=session).only(*RUN_SUMMARY_FIELDS).order_by("created_at", "id")
+    if limited:
+        runs = runs.filter(cycle_id__in=list(rows))
     for run in runs:
         row = rows.get(run.cycle_id)
         if row is not None:
@@ -148,6 +165,8 @@ def session_cycles(session: LoopSession) -> list[CycleRow]:
         .only("id", "cycle_id", "revision", "commit_sha", "status", "created_at", "started_at", "finished_at")
         .order_by("created_at", "id")
     )
+    if limited:
+        deployments = deployments.filter(cycle_id__in=list(rows))
     for deployment in deployments:
         row = rows.get(deployment.cycle_id)
         if row is not None:

@@ -53,7 +53,7 @@ from .impact import ImpactClassifier
 from .summary import finish_run
 
 BATCH_SIZE = 10_000
-PRELOAD_LIMIT = 200_000  # cases of an environment read at once (about 35 MB of Python objects at most)
+PRELOAD_LIMIT = 20_000  # cases of an environment read at once; above it, each batch asks for its own
 BATCH_CHARS = 16_000_000  # a batch also ends at this much failure text, whatever its length
 _SLICE = 128 * 1024  # bytes per write: psycopg splits larger buffers anyway
 _MEMO_LIMIT = 4096

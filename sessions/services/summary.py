@@ -24,6 +24,7 @@ from ..models import (
     TestRun,
     WorkStatus,
 )
+from .aggregates import totals_after_run
 
 if TYPE_CHECKING:
     from .ingestion import ResultWriter
@@ -164,13 +165,8 @@ def _write_signature_counts(run: TestRun) -> None:
     signature_ids = [r["signature_id"] for r in rows]
     if not signature_ids:
         return
-    totals = {
-        r["signature_id"]: r
-        for r in TestResult.objects.filter(signature_id__in=signature_ids)
-        .values("signature_id")
-        .annotate(**counted)
-        .order_by()
-    }
+    # Lifetime counters from the pre-aggregates (migration 0003): this run's rows, never the history.
+    totals = totals_after_run(run.pk, signature_ids)
     when = run.finished_at or timezone.now()
     signatures = list(FailureSignature.objects.filter(pk__in=signature_ids))
     for sig in signatures:

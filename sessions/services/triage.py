@@ -167,6 +167,10 @@ def recount_signature(signature_id: int) -> None:
             last_seen_at=runs.get(span["last"]),
         )
     FailureSignature.objects.filter(pk=signature_id).update(**fields)
+    # Merged results moved: the pre-aggregates (migration 0003) must follow them.
+    from .aggregates import rebuild_signature_counts
+
+    rebuild_signature_counts([signature_id])
 
 
 def merge(source: FailureSignature, target: FailureSignature, user: object) -> FailureSignature:

@@ -87,9 +87,12 @@ def test_a_missing_file_field_and_a_bad_cycle_are_explained(client, token):
     assert bad.status_code == 400 and "cycle" in bad.json()["error"]
 
 
-def test_viewers_cannot_create_sessions_by_uploading(client, viewer):
+def test_viewers_cannot_upload(client, viewer):
     token = issue_token(viewer)
-    assert upload(client, token, samples.junit([("a", "ok", "passed")]), slug="new-one").status_code == 404
+    before = row_counts()
+    response = upload(client, token, samples.junit([("a", "ok", "passed")]), slug="new-one")
+    assert response.status_code == 403 and "viewer" in response.json()["error"]
+    assert row_counts() == before
 
 
 def test_the_openapi_description_lists_every_endpoint(client):

@@ -285,7 +285,6 @@ def test_the_api_endpoints_use_bearer_tokens(users: dict) -> None:
     assert upload(tokens["engineer"], "eng") == 201
 
 
-@pytest.mark.xfail(strict=True, reason="sessions/api.py lets any token holder upload to an existing session")
 def test_a_viewers_token_cannot_upload_results(viewer) -> None:  # noqa: ANN001
     from django.core.files.uploadedfile import SimpleUploadedFile
 
