@@ -23,7 +23,7 @@ from sessions.tests.test_pages import triage_world
 #     empty its page of test ids and their results (two) · one list 4: the runs, the counts, the page
 BOUNDS = {
     "sessions_list": 4,
-    "session_detail": 12,
+    "session_detail": 13,  # + the cached trend read (sessions.cache)
     "session_export": 15,
     "run_detail": 7,
     "run_results_partial": 5,
