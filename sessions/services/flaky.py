@@ -99,7 +99,12 @@ def _mark_flaky(run: TestRun) -> int:
 def _seed(case_ids: list[int], run: TestRun) -> dict[int, str]:
     """Histories of tests failing for the first time, from their earlier results (newest 29 runs each)."""
     history: dict[int, dict[int, str]] = {}
-    for chunk in _chunks(case_ids):
+    # Tests first seen in this run have no history: skip them before the window query, which a fresh
+    # 100,000-result upload (no planner statistics yet) would otherwise answer with scans of the results.
+    older = []
+    for chunk in _chunks(case_ids, 5000):
+        older += TestCase.objects.filter(pk__in=chunk, created_at__lt=run.created_at).values_list("pk", flat=True)
+    for chunk in _chunks(older):
         rows = (
             TestResult.objects.filter(
                 case_id__in=chunk, outcome__in=list(CODES), run__status=WorkStatus.FINISHED, run_id__lt=run.pk
