@@ -134,6 +134,11 @@ STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "loopdash.staticfinders.PlotlyFinder",  # plotly.js from the installed plotly package
+]
 WHITENOISE_USE_FINDERS = True
 
 # Files the workers and uploads produce: run logs, report-logs, JUnit files.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -94,14 +93,14 @@ def test_no_cycles_is_an_empty_chart_not_an_error() -> None:
     assert all(trace["x"] == [] for trace in figure["data"])
 
 
-def test_the_served_plotly_js_is_the_installed_packages_copy() -> None:
-    """static/js/plotly.min.js is a copy; it must follow the python package when that is upgraded."""
-    served = Path(settings.BASE_DIR) / "static" / "js" / "plotly.min.js"
+def test_plotly_js_is_served_from_the_installed_package() -> None:
+    """No copy in the repository, no CDN: the static finder exposes the package's own bundle."""
+    from django.contrib.staticfiles import finders
+
+    found = finders.find("vendor/plotly.min.js")
     bundled = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-    assert served.exists(), "copy plotly/package_data/plotly.min.js to static/js/"
-    assert hashlib.sha256(served.read_bytes()).digest() == hashlib.sha256(bundled.read_bytes()).digest(), (
-        f"static/js/plotly.min.js differs from plotly {plotly.__version__}'s bundle: copy it again"
-    )
+    assert found and Path(found) == bundled
+    assert not (Path(settings.BASE_DIR) / "static" / "js" / "plotly.min.js").exists()
 
 
 # -- triage charts ------------------------------------------------------------------------------------------

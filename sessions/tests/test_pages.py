@@ -285,7 +285,7 @@ def test_session_page_shows_chart_and_cycle_table(client_vera, loop) -> None:  #
     html = response.content.decode()
     assert 'data-chart="trend-figure"' in html
     assert '<script id="trend-figure" type="application/json">' in html
-    assert "js/plotly.min.js" in html and "cdn" not in html.lower()
+    assert "vendor/plotly.min.js" in html and "cdn" not in html.lower()
     figure = response.context["figure"]
     assert figure["data"][1]["x"] == [1, 2, 3]
     assert figure["data"][1]["y"] == [first.pass_rate, second.pass_rate, None]
