@@ -4,13 +4,17 @@ VENV := .venv
 PY := $(VENV)/bin/python
 JS_DIR := sessions/tests/js_runners
 
-.PHONY: run test venv js lint bench-ingest bench-loop worker clean
+.PHONY: run test test-sqlite venv js lint bench-ingest bench-loop worker clean
 
 run: $(VENV)/.installed
 	@scripts/run.sh
 
 test: $(VENV)/.installed $(JS_DIR)/node_modules/.installed
 	@scripts/test.sh $(ARGS)
+
+# The second, smaller leg: the ORM storage path on SQLite, without workers or a browser.
+test-sqlite: $(VENV)/.installed
+	@LOOPDASH_TEST_BACKEND=sqlite scripts/test.sh -m "not worker and not browser" --ignore=sessions/tests/test_api_fuzz.py $(ARGS)
 
 venv: $(VENV)/.installed
 
@@ -31,6 +35,7 @@ $(JS_DIR)/node_modules/.installed: $(JS_DIR)/package.json $(JS_DIR)/package-lock
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench-ingest: $(VENV)/.installed
 	$(PY) bench/ingest.py

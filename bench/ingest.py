@@ -54,13 +54,23 @@ def write_junit(path: Path, n: int) -> None:
             if kind == "passed":
                 f.write(f"<testcase {attrs} />")
             elif kind == "failed":
-                msg = "ConnectionClosedError: received 1011 (internal error)" if i % 3 else f"TimeoutError: Timeout after {120 + i % 5}s"
-                f.write(f"<testcase {attrs}><failure message={quoteattr(msg)}>{escape(TRACEBACK.format(n=i, line=i % 300))}</failure></testcase>")
+                msg = (
+                    "ConnectionClosedError: received 1011 (internal error)"
+                    if i % 3
+                    else f"TimeoutError: Timeout after {120 + i % 5}s"
+                )
+                f.write(
+                    f"<testcase {attrs}><failure message={quoteattr(msg)}>{escape(TRACEBACK.format(n=i, line=i % 300))}</failure></testcase>"
+                )
             elif kind == "error":
                 msg = 'failed on setup with "ConnectionRefusedError: [Errno 111] Connection refused"'
-                f.write(f"<testcase {attrs}><error message={quoteattr(msg)}>{escape(TRACEBACK.format(n=i, line=7))}</error></testcase>")
+                f.write(
+                    f"<testcase {attrs}><error message={quoteattr(msg)}>{escape(TRACEBACK.format(n=i, line=7))}</error></testcase>"
+                )
             else:
-                f.write(f'<testcase {attrs}><skipped type="pytest.skip" message="needs GPU">needs GPU</skipped></testcase>')
+                f.write(
+                    f'<testcase {attrs}><skipped type="pytest.skip" message="needs GPU">needs GPU</skipped></testcase>'
+                )
         f.write("</testsuite></testsuites>\n")
 
 
@@ -73,12 +83,30 @@ def write_reportlog(path: Path, n: int) -> None:
             nodeid = f"tests/e2e/test_area_{i % 40}.py::TestFlow{i % 7}::test_case_{i}[user-{i % 13}]"
             loc = [f"tests/e2e/test_area_{i % 40}.py", i, f"TestFlow{i % 7}.test_case_{i}[user-{i % 13}]"]
             kind = outcome_for(i)
-            base = {"nodeid": nodeid, "location": loc, "keywords": {"e2e": 1}, "sections": [], "user_properties": [],
-                    "$report_type": "TestReport"}
+            base = {
+                "nodeid": nodeid,
+                "location": loc,
+                "keywords": {"e2e": 1},
+                "sections": [],
+                "user_properties": [],
+                "$report_type": "TestReport",
+            }
             dur = rnd.uniform(0.01, 3)
             setup = {**base, "when": "setup", "outcome": "passed", "longrepr": None, "duration": 0.001}
             if kind == "error":
-                setup.update(outcome="failed", longrepr={"reprcrash": {"path": loc[0], "lineno": 7, "message": "ConnectionRefusedError: [Errno 111] Connection refused"}, "reprtraceback": {"reprentries": [], "extraline": None, "style": "long"}, "sections": [], "chain": []})
+                setup.update(
+                    outcome="failed",
+                    longrepr={
+                        "reprcrash": {
+                            "path": loc[0],
+                            "lineno": 7,
+                            "message": "ConnectionRefusedError: [Errno 111] Connection refused",
+                        },
+                        "reprtraceback": {"reprentries": [], "extraline": None, "style": "long"},
+                        "sections": [],
+                        "chain": [],
+                    },
+                )
                 f.write(json.dumps(setup) + "\n")
             elif kind == "skipped":
                 setup.update(outcome="skipped", longrepr=[loc[0], i, "Skipped: needs GPU"])
@@ -87,12 +115,31 @@ def write_reportlog(path: Path, n: int) -> None:
                 f.write(json.dumps(setup) + "\n")
                 call = {**base, "when": "call", "outcome": kind, "duration": dur, "longrepr": None}
                 if kind == "failed":
-                    msg = "ConnectionClosedError: received 1011 (internal error)" if i % 3 else f"TimeoutError: Timeout after {120 + i % 5}s"
-                    call["longrepr"] = {"reprcrash": {"path": loc[0], "lineno": i % 300, "message": msg},
-                                        "reprtraceback": {"reprentries": [{"type": "ReprEntryNative", "data": {"lines": TRACEBACK.format(n=i, line=i % 300).splitlines()}}], "extraline": None, "style": "long"},
-                                        "sections": [], "chain": []}
+                    msg = (
+                        "ConnectionClosedError: received 1011 (internal error)"
+                        if i % 3
+                        else f"TimeoutError: Timeout after {120 + i % 5}s"
+                    )
+                    call["longrepr"] = {
+                        "reprcrash": {"path": loc[0], "lineno": i % 300, "message": msg},
+                        "reprtraceback": {
+                            "reprentries": [
+                                {
+                                    "type": "ReprEntryNative",
+                                    "data": {"lines": TRACEBACK.format(n=i, line=i % 300).splitlines()},
+                                }
+                            ],
+                            "extraline": None,
+                            "style": "long",
+                        },
+                        "sections": [],
+                        "chain": [],
+                    }
                 f.write(json.dumps(call) + "\n")
-            f.write(json.dumps({**base, "when": "teardown", "outcome": "passed", "longrepr": None, "duration": 0.001}) + "\n")
+            f.write(
+                json.dumps({**base, "when": "teardown", "outcome": "passed", "longrepr": None, "duration": 0.001})
+                + "\n"
+            )
         f.write(json.dumps({"exitstatus": 1, "$report_type": "SessionFinish"}) + "\n")
 
 
@@ -117,8 +164,9 @@ def measure_floor(path: str, dsn: str) -> dict:
         start = time.perf_counter()
         cols = "(name, classname, outcome, duration, message, details)"
         with conn.cursor().copy(f"COPY bench_floor_results {cols} FROM STDIN") as copy:
-            for _event, el in etree.iterparse(path, events=("end",), tag="testcase", resolve_entities=False,
-                                              no_network=True, huge_tree=True):
+            for _event, el in etree.iterparse(
+                path, events=("end",), tag="testcase", resolve_entities=False, no_network=True, huge_tree=True
+            ):
                 outcome, message, details = "passed", "", ""
                 for child in el:
                     outcome = child.tag
@@ -133,7 +181,10 @@ def measure_floor(path: str, dsn: str) -> dict:
                 while el.getprevious() is not None:
                     del el.getparent()[0]
         conn.commit()
-    return {"seconds": time.perf_counter() - start, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "seconds": time.perf_counter() - start,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def measure_loopdash(path: str, dsn: str) -> dict:
@@ -145,19 +196,23 @@ def measure_loopdash(path: str, dsn: str) -> dict:
     django.setup()
     from django.db import connection
 
-    from sessions.services.ingestion import ingest_file
+    from sessions.services.ingestion.upload import ingest_file
 
     connection.ensure_connection()  # as the floor, which connects before its clock starts
     slug = f"bench-{Path(path).name.replace('.', '-')}-{time.time_ns()}"
     start = time.perf_counter()
     with open(path, "rb") as f:
-        outcome = ingest_file(f, path, session_slug=slug, environment_name=slug)
+        outcome = ingest_file(f, path, session_slug=slug, environment_name=slug, create_environment=True)
     seconds = time.perf_counter() - start
     run = outcome.run
     return {
         "seconds": seconds,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "tests": run.total, "passed": run.passed, "failed": run.failed, "errors": run.errors, "skipped": run.skipped,
+        "tests": run.total,
+        "passed": run.passed,
+        "failed": run.failed,
+        "errors": run.errors,
+        "skipped": run.skipped,
         "signatures": run.signature_counts.count(),
     }
 
@@ -165,7 +220,10 @@ def measure_loopdash(path: str, dsn: str) -> dict:
 def child(kind: str, path: str, dsn: str) -> dict:
     out = subprocess.run(
         [sys.executable, __file__, "--child", kind, path, "--dsn", dsn],
-        capture_output=True, text=True, cwd=ROOT, check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
     )
     if out.returncode != 0:
         raise SystemExit(f"{kind} on {path} failed:\n{out.stderr[-3000:]}")
@@ -193,8 +251,10 @@ def main() -> None:
     parser.add_argument("--dsn", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
     parser.add_argument("--child", nargs=2, metavar=("KIND", "PATH"))
     parser.add_argument(
-        "--fresh", action="store_true", help="drop and create the benchmark database first (figures then do not "
-        "depend on what earlier runs left in it)"
+        "--fresh",
+        action="store_true",
+        help="drop and create the benchmark database first (figures then do not "
+        "depend on what earlier runs left in it)",
     )
     args = parser.parse_args()
     dsn = args.dsn.replace("postgres://", "postgresql://")
@@ -207,8 +267,10 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     prepare_database(dsn, fresh=args.fresh)
     rows = []
-    print(f"{'cases':>8} {'file MB':>8} {'floor s':>8} {'loopdash s':>10} {'ratio':>6} {'peak MB':>8} "
-          f"{'reportlog s':>11} {'rl/junit':>8} {'rl peak MB':>10}")
+    print(
+        f"{'cases':>8} {'file MB':>8} {'floor s':>8} {'loopdash s':>10} {'ratio':>6} {'peak MB':>8} "
+        f"{'reportlog s':>11} {'rl/junit':>8} {'rl peak MB':>10}"
+    )
     for n in [int(s) for s in args.sizes.split(",")]:
         junit, rlog = OUT / f"junit-{n}.xml", OUT / f"reportlog-{n}.jsonl"
         if not junit.exists():
@@ -225,14 +287,22 @@ def main() -> None:
         if rl["tests"] != full["tests"]:
             raise SystemExit(f"report-log stored {rl['tests']} results, JUnit {full['tests']}")
         row = {
-            "cases": n, "file_mb": junit.stat().st_size / 1e6, "floor_s": floor["seconds"], "loopdash_s": full["seconds"],
-            "ratio": full["seconds"] / floor["seconds"], "peak_rss_mb": full["peak_rss_mb"],
-            "reportlog_s": rl["seconds"], "reportlog_ratio": rl["seconds"] / full["seconds"],
-            "reportlog_peak_rss_mb": rl["peak_rss_mb"], "counts": {k: full[k] for k in ("tests", "passed", "failed", "errors", "skipped", "signatures")},
+            "cases": n,
+            "file_mb": junit.stat().st_size / 1e6,
+            "floor_s": floor["seconds"],
+            "loopdash_s": full["seconds"],
+            "ratio": full["seconds"] / floor["seconds"],
+            "peak_rss_mb": full["peak_rss_mb"],
+            "reportlog_s": rl["seconds"],
+            "reportlog_ratio": rl["seconds"] / full["seconds"],
+            "reportlog_peak_rss_mb": rl["peak_rss_mb"],
+            "counts": {k: full[k] for k in ("tests", "passed", "failed", "errors", "skipped", "signatures")},
         }
         rows.append(row)
-        print(f"{n:>8} {row['file_mb']:>8.1f} {row['floor_s']:>8.2f} {row['loopdash_s']:>10.2f} {row['ratio']:>6.2f} "
-              f"{row['peak_rss_mb']:>8.0f} {row['reportlog_s']:>11.2f} {row['reportlog_ratio']:>8.2f} {row['reportlog_peak_rss_mb']:>10.0f}")
+        print(
+            f"{n:>8} {row['file_mb']:>8.1f} {row['floor_s']:>8.2f} {row['loopdash_s']:>10.2f} {row['ratio']:>6.2f} "
+            f"{row['peak_rss_mb']:>8.0f} {row['reportlog_s']:>11.2f} {row['reportlog_ratio']:>8.2f} {row['reportlog_peak_rss_mb']:>10.0f}"
+        )
     (OUT / "ingest.json").write_text(json.dumps(rows, indent=2))
     print(f"\nfigures written to {OUT / 'ingest.json'}")
 

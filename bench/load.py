@@ -54,8 +54,13 @@ def psql_url(db: str) -> str:
 
 
 def child_env(db: str) -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": dsn(db), "DEBUG": "0", "DJANGO_SETTINGS_MODULE": "loopdash.settings",
-            "LOG_LEVEL": "WARNING"}
+    return {
+        **os.environ,
+        "DATABASE_URL": dsn(db),
+        "DEBUG": "0",
+        "DJANGO_SETTINGS_MODULE": "loopdash.settings",
+        "LOG_LEVEL": "WARNING",
+    }
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -133,17 +138,29 @@ def prepare(users: int, live_runs: int) -> dict:
     now = timezone.now()
     for i in range(live_runs):
         run = TestRun.objects.create(
-            session=history, cycle=last_cycle, environment=history.environment, label=f"live-{i}",
-            status=WorkStatus.RUNNING, source=TestRun.Source.UI, started_at=now, heartbeat_at=now,
+            session=history,
+            cycle=last_cycle,
+            environment=history.environment,
+            label=f"live-{i}",
+            status=WorkStatus.RUNNING,
+            source=TestRun.Source.UI,
+            started_at=now,
+            heartbeat_at=now,
             properties={"eta": {"expected_tests": 1800, "expected_s": 2400.0}},
         )
         live.append(run.pk)
     runs = list(TestRun.objects.filter(session=history).order_by("-id").values_list("id", flat=True)[:60])
     ids = list(TestResult.objects.filter(run=big).order_by("id").values_list("id", flat=True)[::500])
-    failed_ids = list(TestResult.objects.filter(run=big, outcome="failed").order_by("id").values_list("id", flat=True)[::200])
-    cases = list(TestCase.objects.filter(environment=history.environment).order_by("id").values_list("id", flat=True)[:1800:9])
+    failed_ids = list(
+        TestResult.objects.filter(run=big, outcome="failed").order_by("id").values_list("id", flat=True)[::200]
+    )
+    cases = list(
+        TestCase.objects.filter(environment=history.environment).order_by("id").values_list("id", flat=True)[:1800:9]
+    )
     signatures = list(FailureSignature.objects.order_by("-result_count").values_list("id", flat=True)[:12])
-    deployments = list(Deployment.objects.filter(cycle__session=history).order_by("-id").values_list("id", flat=True)[:40])
+    deployments = list(
+        Deployment.objects.filter(cycle__session=history).order_by("-id").values_list("id", flat=True)[:40]
+    )
     run_url = reverse("run_detail", args=[big.pk])
     pools: dict[str, list[str]] = {
         "sessions list": [reverse("sessions_list")],
@@ -162,7 +179,9 @@ def prepare(users: int, live_runs: int) -> dict:
     from pages import _reverse_guess  # the same discovery as bench/pages.py
 
     full = list(TestRun.objects.filter(session=history, scope=TestRun.Scope.ALL).order_by("-id")[:2])
-    for name in sorted(n for n in get_resolver().reverse_dict if isinstance(n, str) and ("compare" in n or "flaky" in n)):
+    for name in sorted(
+        n for n in get_resolver().reverse_dict if isinstance(n, str) and ("compare" in n or "flaky" in n)
+    ):
         url = _reverse_guess(name, history, full)
         if url:
             pools[name.replace("_", " ")] = [url]
@@ -183,13 +202,13 @@ def feed(run_ids: list[int], seconds: float, per_tick: int) -> None:
 
     from django.utils import timezone
 
+    from sessions.demo.history_suite import build_suite
     from sessions.ingest.records import Outcome, ParsedResult
     from sessions.models import TestRun, WorkStatus
-    from sessions.services import history
-    from sessions.services.ingestion import ResultWriter
+    from sessions.services.ingestion.writer import ResultWriter
     from sessions.services.summary import pass_rate
 
-    suite = history.build_suite(1800, 1, 0.02)
+    suite = build_suite(1800, 1, 0.02)
     writers = {pk: ResultWriter(TestRun.objects.get(pk=pk)) for pk in run_ids}
     counts = {pk: Counter() for pk in run_ids}
     done_s = dict.fromkeys(run_ids, 0.0)
@@ -205,20 +224,31 @@ def feed(run_ids: list[int], seconds: float, per_tick: int) -> None:
                 position[pk] += 1
                 failed = rng.random() < 0.05
                 duration = round(rng.uniform(0.2, 3.0), 3)
-                batch.append(ParsedResult(
-                    nodeid=spec.nodeid, name=spec.name, file=spec.file,
-                    outcome=Outcome.FAILED if failed else Outcome.PASSED, duration=duration,
-                    message="TimeoutError: Timeout after 120s waiting for agent_completed" if failed else "",
-                    details="E   TimeoutError: Timeout after 120s" if failed else "",
-                    error_type="TimeoutError" if failed else "", phase="call" if failed else "",
-                ))
+                batch.append(
+                    ParsedResult(
+                        nodeid=spec.nodeid,
+                        name=spec.name,
+                        file=spec.file,
+                        outcome=Outcome.FAILED if failed else Outcome.PASSED,
+                        duration=duration,
+                        message="TimeoutError: Timeout after 120s waiting for agent_completed" if failed else "",
+                        details="E   TimeoutError: Timeout after 120s" if failed else "",
+                        error_type="TimeoutError" if failed else "",
+                        phase="call" if failed else "",
+                    )
+                )
                 counts[pk]["failed" if failed else "passed"] += 1
                 done_s[pk] += duration
             writer.add(batch)
             c = counts[pk]
             TestRun.objects.filter(pk=pk, status=WorkStatus.RUNNING).update(
-                heartbeat_at=timezone.now(), current_test=batch[-1].nodeid, total=sum(c.values()), passed=c["passed"],
-                failed=c["failed"], pass_rate=pass_rate(c["passed"], c["failed"], 0), tests_duration_s=done_s[pk],
+                heartbeat_at=timezone.now(),
+                current_test=batch[-1].nodeid,
+                total=sum(c.values()),
+                passed=c["passed"],
+                failed=c["failed"],
+                pass_rate=pass_rate(c["passed"], c["failed"], 0),
+                tests_duration_s=done_s[pk],
             )
         time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
 
@@ -236,8 +266,17 @@ class Sample:
 
 
 class User(threading.Thread):
-    def __init__(self, n: int, port: int, cookie: str, plan: dict, start: float, stop: threading.Event,
-                 samples: list[Sample], watcher: bool) -> None:
+    def __init__(
+        self,
+        n: int,
+        port: int,
+        cookie: str,
+        plan: dict,
+        start: float,
+        stop: threading.Event,
+        samples: list[Sample],
+        watcher: bool,
+    ) -> None:
         super().__init__(name=f"user-{n}", daemon=True)
         self.port, self.cookie, self.plan, self.start_at, self.stop_event = port, cookie, plan, start, stop
         self.samples, self.watcher = samples, watcher
@@ -260,7 +299,7 @@ class User(threading.Thread):
             if response.getheader("Connection", "").lower() == "close":
                 self.conn.close()
                 self.conn = None
-        except Exception as exc:  # noqa: BLE001 - every failure is a sample
+        except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:200]
             if self.conn is not None:
                 self.conn.close()
@@ -287,8 +326,15 @@ class User(threading.Thread):
                     self.get("progress partial", progress_url, htmx=True)
             return
         pools = self.plan["pools"]
-        weights = {"sessions list": 8, "session": 12, "run": 18, "run partial": 22, "signature": 10, "test": 15,
-                   "deployment": 5}
+        weights = {
+            "sessions list": 8,
+            "session": 12,
+            "run": 18,
+            "run partial": 22,
+            "signature": 10,
+            "test": 15,
+            "deployment": 5,
+        }
         kinds = list(pools)
         chances = [weights.get(k, 5) for k in kinds]
         while not self.stop_event.is_set():
@@ -309,12 +355,28 @@ def free_port() -> int:
 
 
 def start_gunicorn(port: int, workers: int, threads: int, log: Path) -> subprocess.Popen:
-    args = [str(Path(sys.executable).parent / "gunicorn"), "loopdash.wsgi:application", "--bind", f"{HOST}:{port}",
-            "--workers", str(workers), "--threads", str(threads), "--timeout", "60", "--graceful-timeout", "5",
-            "--keep-alive", "5", "--error-logfile", str(log)]
+    args = [
+        str(Path(sys.executable).parent / "gunicorn"),
+        "loopdash.wsgi:application",
+        "--bind",
+        f"{HOST}:{port}",
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--timeout",
+        "60",
+        "--graceful-timeout",
+        "5",
+        "--keep-alive",
+        "5",
+        "--error-logfile",
+        str(log),
+    ]
     env = {**child_env(LOAD_DB), "DB_CONN_MAX_AGE": "60"}
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -358,10 +420,11 @@ def write_junit(path: Path, tests: int) -> None:
     import django
 
     django.setup()
-    from sessions.services import history
+    from sessions.demo.history_files import HistoryBuilder
+    from sessions.demo.history_suite import HistorySpec
 
-    spec = history.HistorySpec(slug="load-ingest", cycles=1, tests=tests)
-    plan_builder = history.HistoryBuilder(spec)
+    spec = HistorySpec(slug="load-ingest", cycles=1, tests=tests)
+    plan_builder = HistoryBuilder(spec)
     rng = random.Random(11)
     outcomes = plan_builder.outcomes(1, rng, plan_builder.suite)
     path.write_bytes(plan_builder.junit(1, 1, outcomes, rng))
@@ -369,10 +432,21 @@ def write_junit(path: Path, tests: int) -> None:
 
 def timed_ingest(path: Path, slug: str) -> dict:
     t0 = time.perf_counter()
-    out = subprocess.run(ingest_command(path, slug), cwd=ROOT, env=child_env(LOAD_DB), capture_output=True,
-                         text=True, check=False, timeout=600)
-    return {"seconds": time.perf_counter() - t0, "exit": out.returncode, "stdout": out.stdout.strip()[-200:],
-            "stderr": out.stderr.strip()[-500:]}
+    out = subprocess.run(
+        ingest_command(path, slug),
+        cwd=ROOT,
+        env=child_env(LOAD_DB),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    return {
+        "seconds": time.perf_counter() - t0,
+        "exit": out.returncode,
+        "stdout": out.stdout.strip()[-200:],
+        "stderr": out.stderr.strip()[-500:],
+    }
 
 
 # -- the report ---------------------------------------------------------------------------------------------
@@ -383,9 +457,14 @@ def summarize(samples: list[Sample], seconds: float) -> dict:
     errors = [s for s in samples if not 200 <= s.status < 400]
     ms = [s.ms for s in samples]
     return {
-        "requests": len(samples), "throughput_rps": len(samples) / seconds if seconds else 0.0,
-        "p50_ms": percentile(ms, 0.5), "p95_ms": percentile(ms, 0.95), "p99_ms": percentile(ms, 0.99),
-        "max_ms": max(ms) if ms else None, "ok": len(ok), "errors": len(errors),
+        "requests": len(samples),
+        "throughput_rps": len(samples) / seconds if seconds else 0.0,
+        "p50_ms": percentile(ms, 0.5),
+        "p95_ms": percentile(ms, 0.95),
+        "p99_ms": percentile(ms, 0.99),
+        "max_ms": max(ms) if ms else None,
+        "ok": len(ok),
+        "errors": len(errors),
         "error_samples": sorted({f"{s.page} {s.status} {s.error}" for s in errors})[:10],
     }
 
@@ -394,8 +473,10 @@ def by_page(samples: list[Sample]) -> dict:
     pages: dict[str, list[float]] = {}
     for s in samples:
         pages.setdefault(s.page, []).append(s.ms)
-    return {page: {"n": len(v), "p50_ms": statistics.median(v), "p95_ms": percentile(v, 0.95), "max_ms": max(v)}
-            for page, v in sorted(pages.items())}
+    return {
+        page: {"n": len(v), "p50_ms": statistics.median(v), "p95_ms": percentile(v, 0.95), "max_ms": max(v)}
+        for page, v in sorted(pages.items())
+    }
 
 
 def fmt(v: float | None) -> str:
@@ -415,8 +496,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0, help="default: a free port on 127.0.0.1")
     parser.add_argument("--live-runs", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database afterwards")
-    parser.add_argument("--baseline", action="store_true",
-                        help="drop migration 0003's indexes in the scratch copy first, to measure what they buy")
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="drop migration 0003's indexes in the scratch copy first, to measure what they buy",
+    )
     parser.add_argument("--out", type=Path, default=OUT / "load.json")
     parser.add_argument("--prepare", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--feed", help=argparse.SUPPRESS)
@@ -446,28 +530,50 @@ def main() -> None:
         if idle["exit"]:
             raise SystemExit(f"idle ingest failed: {idle['stderr']}")
         print(f"  idle ingest: {idle['seconds']:.1f} s", flush=True)
-        prep = subprocess.run([sys.executable, __file__, "--prepare", str(args.users), "--live-runs", str(args.live_runs)],
-                              cwd=ROOT, env=child_env(LOAD_DB), capture_output=True, text=True, check=True)
+        prep = subprocess.run(
+            [sys.executable, __file__, "--prepare", str(args.users), "--live-runs", str(args.live_runs)],
+            cwd=ROOT,
+            env=child_env(LOAD_DB),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         plan = json.loads(prep.stdout.strip().splitlines()[-1])
         gunicorn = start_gunicorn(args.port, args.workers, args.threads, OUT / "load-gunicorn.log")
         bound = args.duration + args.grace
-        feeder = subprocess.Popen([sys.executable, __file__, "--feed", ",".join(map(str, plan["live"])),
-                                   "--duration", str(bound)], cwd=ROOT, env=child_env(LOAD_DB), start_new_session=True)
+        feeder = subprocess.Popen(
+            [sys.executable, __file__, "--feed", ",".join(map(str, plan["live"])), "--duration", str(bound)],
+            cwd=ROOT,
+            env=child_env(LOAD_DB),
+            start_new_session=True,
+        )
         samples: list[Sample] = []
         stop_event = threading.Event()
         start = time.monotonic()
         watchers = round(args.users * args.watchers)
-        users = [User(i, args.port, plan["cookies"][i], plan, start, stop_event, samples, i < watchers)
-                 for i in range(args.users)]
+        users = [
+            User(i, args.port, plan["cookies"][i], plan, start, stop_event, samples, i < watchers)
+            for i in range(args.users)
+        ]
         for u in users:
             u.start()
-        print(f"  {args.users} users ({watchers} watching {args.live_runs} live runs) on gunicorn "
-              f"{args.workers}x{args.threads} at {HOST}:{args.port}", flush=True)
+        print(
+            f"  {args.users} users ({watchers} watching {args.live_runs} live runs) on gunicorn "
+            f"{args.workers}x{args.threads} at {HOST}:{args.port}",
+            flush=True,
+        )
         time.sleep(args.ingest_at)
         ingest_start = time.monotonic() - start
         t0 = time.perf_counter()
-        ingest = subprocess.Popen(ingest_command(junit, f"load-busy-{stamp}"), cwd=ROOT, env=child_env(LOAD_DB),
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        ingest = subprocess.Popen(
+            ingest_command(junit, f"load-busy-{stamp}"),
+            cwd=ROOT,
+            env=child_env(LOAD_DB),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         busy_s = ingest_end = None
         while True:
             now = time.monotonic() - start
@@ -483,8 +589,12 @@ def main() -> None:
         if busy_s is None:
             print("  the ingest under load did not finish in time", flush=True)
         out_text, err_text = ingest.communicate(timeout=5) if ingest.poll() is not None else ("", "")
-        busy = {"seconds": busy_s, "exit": ingest.returncode, "stdout": (out_text or "").strip()[-200:],
-                "stderr": (err_text or "").strip()[-500:]}
+        busy = {
+            "seconds": busy_s,
+            "exit": ingest.returncode,
+            "stdout": (out_text or "").strip()[-200:],
+            "stderr": (err_text or "").strip()[-500:],
+        }
     finally:
         stop(ingest)
         stop(feeder)
@@ -498,34 +608,55 @@ def main() -> None:
     during = summarize(window, (ingest_end or elapsed) - ingest_start)
     ratio = busy_s / idle["seconds"] if busy_s else None
     report = {
-        "loadavg_after": os.getloadavg(), "loadavg_before": loadavg_before, "baseline": args.baseline,
-        "users": args.users, "watchers": watchers, "live_runs": args.live_runs, "duration_s": elapsed,
-        "gunicorn": {"workers": args.workers, "threads": args.threads}, "copy_database_s": copy_s,
-        "ingest": {"tests": args.ingest_tests, "idle": idle, "under_load": busy, "ratio": ratio,
-                   "window_s": [ingest_start, ingest_end]},
-        "overall": overall, "during_ingest": during, "pages": by_page(samples), "pages_during_ingest": by_page(window),
+        "loadavg_after": os.getloadavg(),
+        "loadavg_before": loadavg_before,
+        "baseline": args.baseline,
+        "users": args.users,
+        "watchers": watchers,
+        "live_runs": args.live_runs,
+        "duration_s": elapsed,
+        "gunicorn": {"workers": args.workers, "threads": args.threads},
+        "copy_database_s": copy_s,
+        "ingest": {
+            "tests": args.ingest_tests,
+            "idle": idle,
+            "under_load": busy,
+            "ratio": ratio,
+            "window_s": [ingest_start, ingest_end],
+        },
+        "overall": overall,
+        "during_ingest": during,
+        "pages": by_page(samples),
+        "pages_during_ingest": by_page(window),
         "goals": {
             "errors_zero": overall["errors"] == 0,
             "p95_under_300ms": overall["p95_ms"] is not None and overall["p95_ms"] < GOAL_P95_MS,
             "ingest_within_2x": ratio is not None and ratio <= GOAL_INGEST_RATIO,
-            "pages_p95_under_500ms_during_ingest": during["p95_ms"] is not None and during["p95_ms"] < GOAL_INGEST_P95_MS,
+            "pages_p95_under_500ms_during_ingest": during["p95_ms"] is not None
+            and during["p95_ms"] < GOAL_INGEST_P95_MS,
         },
     }
     args.out.write_text(json.dumps(report, indent=2))
-    print(f"\n{args.users} users for {elapsed:.0f} s: {overall['requests']} requests, "
-          f"{overall['throughput_rps']:.1f} req/s, p50 {fmt(overall['p50_ms'])} ms, p95 {fmt(overall['p95_ms'])} ms, "
-          f"p99 {fmt(overall['p99_ms'])} ms, errors {overall['errors']}")
+    print(
+        f"\n{args.users} users for {elapsed:.0f} s: {overall['requests']} requests, "
+        f"{overall['throughput_rps']:.1f} req/s, p50 {fmt(overall['p50_ms'])} ms, p95 {fmt(overall['p95_ms'])} ms, "
+        f"p99 {fmt(overall['p99_ms'])} ms, errors {overall['errors']}"
+    )
     for sample in overall["error_samples"]:
         print(f"  error: {sample}")
-    print(f"{args.ingest_tests:,}-test ingest: idle {idle['seconds']:.1f} s, under load {'—' if busy_s is None else f'{busy_s:.1f}'} s"
-          f" (ratio {'—' if ratio is None else f'{ratio:.2f}'}); during it ({during['requests']} requests): "
-          f"p50 {fmt(during['p50_ms'])} ms, p95 {fmt(during['p95_ms'])} ms, errors {during['errors']}")
+    print(
+        f"{args.ingest_tests:,}-test ingest: idle {idle['seconds']:.1f} s, under load {'—' if busy_s is None else f'{busy_s:.1f}'} s"
+        f" (ratio {'—' if ratio is None else f'{ratio:.2f}'}); during it ({during['requests']} requests): "
+        f"p50 {fmt(during['p50_ms'])} ms, p95 {fmt(during['p95_ms'])} ms, errors {during['errors']}"
+    )
     print(f"\n{'page':<22} {'n':>5} {'p50':>6} {'p95':>6} {'max':>6}   {'n*':>4} {'p95*':>6}   (* during the ingest)")
     during_pages = report["pages_during_ingest"]
     for page, row in report["pages"].items():
         d = during_pages.get(page, {})
-        print(f"{page:<22} {row['n']:>5} {fmt(row['p50_ms']):>6} {fmt(row['p95_ms']):>6} {fmt(row['max_ms']):>6}   "
-              f"{d.get('n', 0):>4} {fmt(d.get('p95_ms')):>6}")
+        print(
+            f"{page:<22} {row['n']:>5} {fmt(row['p50_ms']):>6} {fmt(row['p95_ms']):>6} {fmt(row['max_ms']):>6}   "
+            f"{d.get('n', 0):>4} {fmt(d.get('p95_ms')):>6}"
+        )
     print("goals: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in report["goals"].items()))
     print(f"figures written to {args.out}")
 

@@ -65,7 +65,7 @@ def staging_env(port: int, state: Path) -> dict[str, str]:
 
 def child_env(extra: dict[str, str]) -> dict[str, str]:
     """The plain run's environment: the shell's, without loopdash's own settings (as a worker's child)."""
-    from sessions.runners import child_environment
+    from sessions.work.runners import child_environment
 
     return child_environment(extra)
 
@@ -123,11 +123,11 @@ class ReportLogWatcher(threading.Thread):
             time.sleep(0.02)
 
 
-def loopdash_run(session, expected: int) -> dict[str, float]:  # noqa: ANN001
+def loopdash_run(session, expected: int) -> dict[str, float]:
     from django.conf import settings
 
-    from sessions.models import TestResult, TestRun, WorkStatus
-    from sessions.services.runs import request_tests
+    from sessions.models import LIVE_STATUSES, TestResult, TestRun
+    from sessions.work.queueing import request_tests
 
     started = time.perf_counter()
     run = request_tests(session, source=TestRun.Source.CLI)
@@ -149,7 +149,7 @@ def loopdash_run(session, expected: int) -> dict[str, float]:  # noqa: ANN001
         if all_stored is None and len(seen_at) >= expected:
             all_stored = now - started
         status, written = TestRun.objects.filter(pk=run.pk).values_list("status", "summary_written").get()
-        if status not in (WorkStatus.QUEUED, WorkStatus.RUNNING) and written:
+        if status not in LIVE_STATUSES and written:
             summary = time.perf_counter() - started
             break
         time.sleep(0.1)

@@ -121,14 +121,25 @@ def build(name: str, rebuild: bool) -> dict:
         results = conn.execute("SELECT count(*) FROM loop_sessions_testresult").fetchone()[0]
         size = conn.execute("SELECT pg_size_pretty(pg_database_size(current_database()))").fetchone()[0]
     meta = {
-        "database": db, "cycles": cycles, "tests": tests, "big_run": big, "results": results, "size": size,
-        "history_s": round(history_s, 1), "big_run_s": round(big_s, 1), "vacuum_analyze_s": round(vacuum_s, 1),
-        "results_per_s": round(results / (history_s + big_s)), "built_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "database": db,
+        "cycles": cycles,
+        "tests": tests,
+        "big_run": big,
+        "results": results,
+        "size": size,
+        "history_s": round(history_s, 1),
+        "big_run_s": round(big_s, 1),
+        "vacuum_analyze_s": round(vacuum_s, 1),
+        "results_per_s": round(results / (history_s + big_s)),
+        "built_at": time.strftime("%Y-%m-%d %H:%M:%S"),
         "complete": True,
     }
     write_meta(db, meta)
-    print(f"[{name}] built: {results:,} results, {size}, in {history_s + big_s:.0f} s "
-          f"({meta['results_per_s']:,} results/s)", flush=True)
+    print(
+        f"[{name}] built: {results:,} results, {size}, in {history_s + big_s:.0f} s "
+        f"({meta['results_per_s']:,} results/s)",
+        flush=True,
+    )
     return meta
 
 
@@ -152,16 +163,18 @@ def targets() -> list[dict]:
     history = LoopSession.objects.get(slug=HISTORY)
     big = TestRun.objects.filter(session__slug=BIG).order_by("-total").first()
     signature = FailureSignature.objects.order_by("-result_count").first()
-    last_full = list(
-        TestRun.objects.filter(session=history, scope=TestRun.Scope.ALL).order_by("-cycle__number")[:2]
-    )
+    last_full = list(TestRun.objects.filter(session=history, scope=TestRun.Scope.ALL).order_by("-cycle__number")[:2])
     # The test with the longest history: a flaky one, rerun in many cycles.
     case_id, case_results = (
-        TestResult.objects.filter(run__session=history).values("case_id").annotate(n=Count("id")).order_by("-n", "case_id")
-        .values_list("case_id", "n").first()
+        TestResult.objects.filter(run__session=history)
+        .values("case_id")
+        .annotate(n=Count("id"))
+        .order_by("-n", "case_id")
+        .values_list("case_id", "n")
+        .first()
     )
 
-    def nth_id(qs, fraction: float) -> int:  # noqa: ANN001
+    def nth_id(qs, fraction: float) -> int:
         n = qs.count()
         return qs.order_by("id").values_list("id", flat=True)[max(0, int(n * fraction) - 1)]
 
@@ -173,23 +186,43 @@ def targets() -> list[dict]:
     hx = {"HTTP_HX_REQUEST": "true"}
     pages = [
         {"page": "sessions list", "url": reverse("sessions_list"), "note": f"{LoopSession.objects.count()} sessions"},
-        {"page": "session", "url": reverse("session_detail", args=[history.slug]),
-         "note": f"{history.cycle_count} cycles, {history.runs.count()} runs"},
+        {
+            "page": "session",
+            "url": reverse("session_detail", args=[history.slug]),
+            "note": f"{history.cycle_count} cycles, {history.runs.count()} runs",
+        },
         {"page": "run", "url": run_url, "note": f"{big.total:,} results"},
         {"page": "run results partial", "url": run_url, "headers": hx, "note": "first page"},
         {"page": "run partial deep", "url": f"{run_url}?after={deep_all}", "headers": hx, "note": "95% deep"},
-        {"page": "run partial failed deep", "url": f"{run_url}?outcome=failed&after={deep_failed}", "headers": hx,
-         "note": f"{big.failed:,} failed, 90% deep"},
-        {"page": "run partial q deep", "url": f"{run_url}?q=test_chat&after={deep_q}", "headers": hx,
-         "note": "node-id text filter, 90% deep"},
+        {
+            "page": "run partial failed deep",
+            "url": f"{run_url}?outcome=failed&after={deep_failed}",
+            "headers": hx,
+            "note": f"{big.failed:,} failed, 90% deep",
+        },
+        {
+            "page": "run partial q deep",
+            "url": f"{run_url}?q=test_chat&after={deep_q}",
+            "headers": hx,
+            "note": "node-id text filter, 90% deep",
+        },
         {"page": "run partial P1", "url": f"{run_url}?priority=P1", "headers": hx, "note": "priority filter"},
-        {"page": "signature", "url": reverse("signature_detail", args=[signature.pk]),
-         "note": f"{signature.result_count:,} results"},
+        {
+            "page": "signature",
+            "url": reverse("signature_detail", args=[signature.pk]),
+            "note": f"{signature.result_count:,} results",
+        },
         {"page": "test", "url": reverse("test_detail", args=[case_id]), "note": f"{case_results} runs of history"},
     ]
     try:
-        pages.append({"page": "run progress partial", "url": reverse("operate_run_progress", args=[last_full[0].pk]),
-                      "headers": hx, "note": "ended run (286)"})
+        pages.append(
+            {
+                "page": "run progress partial",
+                "url": reverse("operate_run_progress", args=[last_full[0].pk]),
+                "headers": hx,
+                "note": "ended run (286)",
+            }
+        )
     except NoReverseMatch:
         pass
     # Pages other engineers are adding: measured when their URL names exist.
@@ -206,7 +239,7 @@ def targets() -> list[dict]:
     return pages
 
 
-def _reverse_guess(name: str, session, runs) -> str | None:  # noqa: ANN001
+def _reverse_guess(name: str, session, runs) -> str | None:
     """Reverse a URL name whose arguments we can only guess: a session slug, two run ids, or none."""
     from django.urls import NoReverseMatch, reverse
 
@@ -254,13 +287,21 @@ def measure(repeat: int, warmup: int, explain: bool) -> dict:
         slowest = sorted(queries, key=lambda q: -float(q["time"]))[:3]
         row = {
             **{k: target[k] for k in ("page", "url", "note")},
-            "status": status, "bytes": size, "median_ms": statistics.median(times), "p95_ms": percentile(times, 0.95),
-            "min_ms": min(times), "queries": len(queries), "sql_ms": sum(float(q["time"]) for q in queries) * 1000,
+            "status": status,
+            "bytes": size,
+            "median_ms": statistics.median(times),
+            "p95_ms": percentile(times, 0.95),
+            "min_ms": min(times),
+            "queries": len(queries),
+            "sql_ms": sum(float(q["time"]) for q in queries) * 1000,
             "slowest_sql": [{"ms": float(q["time"]) * 1000, "sql": q["sql"][:300]} for q in slowest],
         }
         rows.append(row)
-        print(f"  {row['page']:<26} {row['median_ms']:8.1f} ms  p95 {row['p95_ms']:8.1f}  {row['queries']:3d} q",
-              file=sys.stderr, flush=True)
+        print(
+            f"  {row['page']:<26} {row['median_ms']:8.1f} ms  p95 {row['p95_ms']:8.1f}  {row['queries']:3d} q",
+            file=sys.stderr,
+            flush=True,
+        )
         if explain:
             for q in slowest[:2]:
                 if not q["sql"].lstrip().upper().startswith("SELECT") or float(q["time"]) < 0.002:
@@ -276,8 +317,9 @@ def child(name: str, repeat: int, warmup: int, explain: bool) -> dict:
     db = DATASETS[name][0]
     env = {**os.environ, "DATABASE_URL": dsn(db), "DJANGO_SETTINGS_MODULE": "loopdash.settings", "DEBUG": "0"}
     args = [sys.executable, __file__, "--child", name, "--repeat", str(repeat), "--warmup", str(warmup)]
-    out = subprocess.run(args + (["--explain"] if explain else []), cwd=ROOT, env=env, check=False,
-                         stdout=subprocess.PIPE, text=True)
+    out = subprocess.run(
+        args + (["--explain"] if explain else []), cwd=ROOT, env=env, check=False, stdout=subprocess.PIPE, text=True
+    )
     if out.returncode != 0:
         raise SystemExit(f"measuring {name} failed (exit {out.returncode})")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -312,7 +354,9 @@ def main() -> None:
     parser.add_argument("--rebuild", action="store_true", help="drop and generate the databases again")
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE the slowest queries at the largest size")
+    parser.add_argument(
+        "--explain", action="store_true", help="EXPLAIN ANALYZE the slowest queries at the largest size"
+    )
     parser.add_argument("--sizes", default=",".join(DATASETS), help="datasets to measure (default: 10k,1m)")
     parser.add_argument("--out", type=Path, default=OUT / "pages.json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -334,8 +378,11 @@ def main() -> None:
     small, large = sizes[0], sizes[-1]
     by_page = {name: {r["page"]: r for r in measured[name]["pages"]} for name in sizes}
     table = []
-    header = (f"{'page':<26} {'note (' + large + ')':<28} " + " ".join(
-        f"{s + ' med':>9} {s + ' p95':>9} {'q':>3}" for s in sizes) + f" {'ratio':>6}  goals")
+    header = (
+        f"{'page':<26} {'note (' + large + ')':<28} "
+        + " ".join(f"{s + ' med':>9} {s + ' p95':>9} {'q':>3}" for s in sizes)
+        + f" {'ratio':>6}  goals"
+    )
     print("\n" + header)
     print("-" * len(header))
     for page, row in by_page[large].items():
@@ -343,15 +390,29 @@ def main() -> None:
         ratio, missed = verdicts(ref, row) if ref and small != large else (1.0, [])
         cells = " ".join(
             f"{by_page[s][page]['median_ms']:9.1f} {by_page[s][page]['p95_ms']:9.1f} {by_page[s][page]['queries']:3d}"
-            if page in by_page[s] else f"{'—':>9} {'—':>9} {'—':>3}" for s in sizes
+            if page in by_page[s]
+            else f"{'—':>9} {'—':>9} {'—':>3}"
+            for s in sizes
         )
         verdict = "met" if not missed else "MISSED: " + "; ".join(missed)
         print(f"{page:<26} {row['note'][:28]:<28} {cells} {ratio:6.2f}  {verdict}")
-        table.append({"page": page, "ratio": ratio, "met": not missed, "missed": missed,
-                      **{s: by_page[s].get(page) for s in sizes}})
-    report = {"machine": machine(), "datasets": builds, "repeat": args.repeat, "table": table,
-              "loadavg": {name: measured[name]["loadavg"] for name in sizes},
-              "goals": {"median_ms": GOAL_MEDIAN_MS, "queries": GOAL_QUERIES, "ratio": GOAL_RATIO}}
+        table.append(
+            {
+                "page": page,
+                "ratio": ratio,
+                "met": not missed,
+                "missed": missed,
+                **{s: by_page[s].get(page) for s in sizes},
+            }
+        )
+    report = {
+        "machine": machine(),
+        "datasets": builds,
+        "repeat": args.repeat,
+        "table": table,
+        "loadavg": {name: measured[name]["loadavg"] for name in sizes},
+        "goals": {"median_ms": GOAL_MEDIAN_MS, "queries": GOAL_QUERIES, "ratio": GOAL_RATIO},
+    }
     args.out.write_text(json.dumps(report, indent=2, default=str))
     plans = [p for name in sizes for p in measured[name]["plans"]]
     if plans:

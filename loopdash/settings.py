@@ -9,10 +9,12 @@ instead of being guessed at.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("LOOPDASH_VAR_DIR", BASE_DIR / "var"))
@@ -61,6 +63,25 @@ else:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
+# HTTPS. loopdash speaks plain HTTP itself; in production a TLS-terminating proxy sits in
+# front and tells it the original scheme in X-Forwarded-Proto (and must overwrite any such
+# header a client sends). LOOPDASH_HTTPS=true trusts that header, redirects plain HTTP to
+# HTTPS, sends HSTS and marks the session and CSRF cookies Secure. /healthz stays reachable
+# over plain HTTP so that probes inside the network need no certificate. See docs/PRODUCTION.md.
+LOOPDASH_HTTPS = env_bool("LOOPDASH_HTTPS", False)
+if LOOPDASH_HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("LOOPDASH_HSTS_SECONDS", 365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("LOOPDASH_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("LOOPDASH_HSTS_PRELOAD", True)
+# How many proxies in front append to X-Forwarded-For: the client address used for login
+# throttling is the one the outermost of them saw. 0 (the default) uses REMOTE_ADDR.
+LOOPDASH_PROXY_COUNT = env_int("LOOPDASH_PROXY_COUNT", 0)
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -69,20 +90,26 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "axes",
     "sessions.apps.LoopSessionsConfig",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # After the login check: a NUL in any query parameter or form field is a 400 naming it.
+    "sessions.validation.RejectNulMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "loopdash.urls"
@@ -98,6 +125,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.csp",  # {{ csp_nonce }} for inline code, if ever needed
             ],
         },
     },
@@ -124,6 +152,51 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# Login throttling (django-axes). Axes' backend comes first: it refuses a locked-out login
+# before the password is even checked. A lockout is per username *and* client address, so
+# an attacker can neither lock a user out from elsewhere nor lock out everyone behind one
+# NAT. It ends after the cool-off, or when an admin deletes the access attempt in /admin/
+# (or runs `manage.py axes_reset_username NAME`). A cool-off of 0 locks until an admin unlocks.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOOPDASH_LOGIN_FAILURE_LIMIT", 5)
+_cooloff_minutes = env_int("LOOPDASH_LOGIN_COOLOFF_MINUTES", 15)
+AXES_COOLOFF_TIME = timedelta(minutes=_cooloff_minutes) if _cooloff_minutes > 0 else None
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "loopdash.throttle.lockout_response"  # templates/registration/locked_out.html
+AXES_CLIENT_IP_CALLABLE = "loopdash.client_ip.client_ip"
+if AXES_FAILURE_LIMIT < 1:
+    raise ImproperlyConfigured(f"LOOPDASH_LOGIN_FAILURE_LIMIT={AXES_FAILURE_LIMIT} must be 1 or more")
+
+# Content-Security-Policy on every response. Scripts and style sheets come only from this
+# origin (or carry the per-request nonce). Two exceptions, both for styles only:
+# - style attributes (`style-src-attr 'unsafe-inline'`): templates size bars with
+#   style="width: N%"; an attribute can style its own element but never run script or,
+#   with img-src/font-src limited to 'self', load anything from elsewhere.
+# - empty <style> elements (the hash of ""): plotly.js creates an empty <style> and fills
+#   it through the CSSOM (insertRule), which CSP allows; only the empty element needs it.
+# Two inline style elements are kept from being made at all, in templates/base.html: htmx's
+# indicator styles (includeIndicatorStyles: false) and the map CSS that plotly.js injects for
+# map charts, which loopdash does not draw (a marker element with the id plotly looks for).
+# sessions/tests/test_browser_csp.py proves in Chromium that nothing else is refused.
+EMPTY_STYLE_HASH = "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE, CSP.REPORT_SAMPLE],
+    "style-src": [CSP.SELF, CSP.NONCE, EMPTY_STYLE_HASH, CSP.REPORT_SAMPLE],
+    "style-src-attr": [CSP.UNSAFE_INLINE],
+    "img-src": [CSP.SELF],
+    "font-src": [CSP.SELF],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
@@ -156,12 +229,14 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        # Broadcasts (worker pings, /healthz's worker count) keep their exchange tables here, not in ./control.
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
         "polling_interval": 0.2,
     }
@@ -171,6 +246,8 @@ else:
 # A running run or deployment whose heartbeat is older than this is marked lost by the reaper
 # (celery beat, every 15 s), so a dead worker's run ends within about this bound plus 15 s.
 LOOPDASH_LOST_AFTER_S = env_int("LOOPDASH_LOST_AFTER_S", 60)
+# Queued work that no worker claims within this bound is ended (its task message was lost).
+LOOPDASH_QUEUED_MAX_S = env_int("LOOPDASH_QUEUED_MAX_S", 3600)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

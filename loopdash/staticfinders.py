@@ -7,6 +7,7 @@ Python package, and never a CDN. Only the one file is exposed, as
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import plotly
@@ -25,7 +26,7 @@ class PlotlyFinder(BaseFinder):
             return [found] if find_all else found
         return [] if find_all else ""
 
-    def list(self, ignore_patterns: list[str] | None):  # noqa: ANN201
+    def list(self, ignore_patterns: list[str] | None) -> Iterator[tuple[str, FileSystemStorage]]:
         storage = FileSystemStorage(location=str(BUNDLE_DIR))
         storage.prefix = PREFIX
         yield NAME, storage

@@ -28,13 +28,23 @@ def main(source: Path) -> None:
     for cycle in manifest["cycles"]:
         folder = source / cycle["name"]
         files = []
-        for src, name in ((folder / "p1.junit.xml", f"{cycle['name']}-p1.xml.gz"),
-                          (folder / "full.reportlog.jsonl", f"{cycle['name']}-e2e.jsonl.gz")):
+        for src, name in (
+            (folder / "p1.junit.xml", f"{cycle['name']}-p1.xml.gz"),
+            (folder / "full.reportlog.jsonl", f"{cycle['name']}-e2e.jsonl.gz"),
+        ):
             (DEST / name).write_bytes(gzip.compress(src.read_bytes(), compresslevel=9, mtime=0))
             files.append(name)
-        cycles.append({"cycle": cycle["cycle"], "revision": cycle["revision"], "files": files,
-                       "counts": {r["name"]: r["counts"] for r in cycle["runs"]}})
-    (DEST / "manifest.json").write_text(json.dumps({"generated_at": manifest["generated_at"], "cycles": cycles}, indent=1))
+        cycles.append(
+            {
+                "cycle": cycle["cycle"],
+                "revision": cycle["revision"],
+                "files": files,
+                "counts": {r["name"]: r["counts"] for r in cycle["runs"]},
+            }
+        )
+    (DEST / "manifest.json").write_text(
+        json.dumps({"generated_at": manifest["generated_at"], "cycles": cycles}, indent=1)
+    )
     print(f"packed {len(cycles)} cycles into {DEST}")
 
 

@@ -8,6 +8,15 @@ PY=.venv/bin/python
 PG_URL=${LOOPDASH_TEST_DATABASE_URL:-postgres://root@127.0.0.1:5432/postgres}
 REDIS_URL=${LOOPDASH_TEST_BROKER_URL:-redis://127.0.0.1:6379/15}
 
+if [ "${LOOPDASH_TEST_BACKEND:-}" = "sqlite" ]; then
+  # The second leg: the ORM storage path on SQLite with the filesystem broker (no server at all).
+  unset DATABASE_URL CELERY_BROKER_URL
+  export LOOPDASH_REQUIRE_SERVICES=false
+  export LOOPDASH_VAR_DIR=${LOOPDASH_VAR_DIR:-$PWD/var/test-sqlite}
+  echo "tests: SQLite and the filesystem broker (LOOPDASH_TEST_BACKEND=sqlite)"
+  exec $PY -m pytest "$@"
+fi
+
 pg_ok=0; redis_ok=0
 $PY - "$PG_URL" <<'PYEOF' && pg_ok=1 || true
 import sys, psycopg

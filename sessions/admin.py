@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
 
 from .models import (
     Analysis,
@@ -25,6 +30,8 @@ from .models import (
     TestRun,
     WhyStep,
 )
+from .services import deletion, signatures
+from .services.tokens import new_token
 
 
 def _argument_list(value: object, field: str) -> list[str]:
@@ -39,8 +46,19 @@ class EnvironmentForm(forms.ModelForm):
     class Meta:
         model = Environment
         fields = [
-            "name", "description", "deploy_command", "test_command", "working_dir", "env_vars", "timeout_s",
-            "deploy_timeout_s", "revisions", "default_revision", "writes_report_log", "writes_junit", "end_to_end",
+            "name",
+            "description",
+            "deploy_command",
+            "test_command",
+            "working_dir",
+            "env_vars",
+            "timeout_s",
+            "deploy_timeout_s",
+            "revisions",
+            "default_revision",
+            "writes_report_log",
+            "writes_junit",
+            "end_to_end",
             "metric_targets",
         ]
 
@@ -78,6 +96,12 @@ class LoopSessionAdmin(admin.ModelAdmin):
     raw_id_fields = ["latest_run"]
     inlines = [CriterionInline]
 
+    def delete_model(self, request: HttpRequest, obj: LoopSession) -> None:
+        deletion.delete_sessions(LoopSession.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        deletion.delete_sessions(queryset)
+
 
 @admin.register(Cycle)
 class CycleAdmin(admin.ModelAdmin):
@@ -95,11 +119,28 @@ class DeploymentAdmin(admin.ModelAdmin):
 
 @admin.register(TestRun)
 class TestRunAdmin(admin.ModelAdmin):
-    list_display = ["id", "session", "cycle", "status", "total", "passed", "failed", "errors", "pass_rate", "created_at"]
+    list_display = [
+        "id",
+        "session",
+        "cycle",
+        "status",
+        "total",
+        "passed",
+        "failed",
+        "errors",
+        "pass_rate",
+        "created_at",
+    ]
     list_filter = ["status", "source", "session"]
     raw_id_fields = ["session", "cycle", "deployment", "rerun_of", "triggered_by"]
     readonly_fields = ["content_hash", "command", "log_tail", "by_priority", "metrics"]
     list_select_related = ["session", "cycle"]
+
+    def delete_model(self, request: HttpRequest, obj: TestRun) -> None:
+        deletion.delete_runs(TestRun.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        deletion.delete_runs(queryset)
 
 
 @admin.register(TestCase)
@@ -171,10 +212,102 @@ class ImpactRuleAdmin(admin.ModelAdmin):
 
 @admin.register(SignatureCategory)
 class SignatureCategoryAdmin(admin.ModelAdmin):
+    """A category added, changed or removed relabels every signature (explicitly: no model signal does it)."""
+
     list_display = ["name", "pattern", "position"]
+
+    def save_model(self, request: HttpRequest, obj: SignatureCategory, form: object, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        signatures.apply_categories()
+
+    def delete_model(self, request: HttpRequest, obj: SignatureCategory) -> None:
+        super().delete_model(request, obj)
+        signatures.apply_categories()
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        super().delete_queryset(request, queryset)
+        signatures.apply_categories()
+
+
+class ApiTokenForm(forms.ModelForm):
+    """Scope and expiry of a token; on add, the token itself is made by ApiTokenAdmin.save_model."""
+
+    class Meta:
+        model = ApiToken
+        fields = ["user", "name", "scope_read", "scope_upload", "scope_trigger", "expires_at"]
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if not any(data.get(f"scope_{scope}") for scope in ApiToken.SCOPES):
+            raise ValidationError("Scope: tick at least one of read, upload and trigger.")
+        expires_at = data.get("expires_at")
+        if expires_at is not None and self.instance.pk is None and expires_at <= timezone.now():
+            self.add_error("expires_at", "Expires at: a new token must expire in the future (or leave it empty).")
+        return data
 
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ["prefix", "user", "name", "created_at", "last_used_at"]
-    readonly_fields = ["prefix", "token_hash", "created_at", "last_used_at"]
+    """Tokens for CI: listed by prefix, issued here (shown once), revoked by deleting them."""
+
+    form = ApiTokenForm
+    list_display = ["prefix", "user", "name", "scope", "expires_at", "state", "last_used_at", "created_at"]
+    list_filter = ["scope_read", "scope_upload", "scope_trigger"]
+    search_fields = ["prefix", "name", "user__username"]
+    list_select_related = ["user"]
+    raw_id_fields = ["user"]
+    actions = ["revoke"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["user", "name", "scope_read", "scope_upload", "scope_trigger", "expires_at"]
+        return [
+            "prefix",
+            "user",
+            "name",
+            "scope_read",
+            "scope_upload",
+            "scope_trigger",
+            "expires_at",
+            "created_at",
+            "last_used_at",
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else ["prefix", "user", "created_at", "last_used_at"]
+
+    @admin.display(description="scope")
+    def scope(self, obj: ApiToken) -> str:
+        return ", ".join(obj.scopes) or "(none)"
+
+    @admin.display(description="state")
+    def state(self, obj: ApiToken) -> str:
+        if obj.expires_at is not None and obj.expires_at <= timezone.now():
+            return "expired"
+        return "active"
+
+    @admin.action(description="Revoke selected tokens (delete them: they stop working at once)")
+    def revoke(self, request, queryset) -> None:
+        prefixes = sorted(queryset.values_list("prefix", flat=True))
+        queryset.delete()
+        self.message_user(request, f"Revoked {len(prefixes)} token(s): {', '.join(prefixes)}", messages.SUCCESS)
+
+    def save_model(self, request, obj: ApiToken, form, change: bool) -> None:
+        if not change:
+            token, obj.prefix, obj.token_hash = new_token()
+            request._issued_token = token  # shown once by response_add, never stored
+        super().save_model(request, obj, form, change)
+
+    def response_add(self, request, obj: ApiToken, post_url_continue=None):
+        token = getattr(request, "_issued_token", None)
+        if token is None:
+            return super().response_add(request, obj, post_url_continue)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Token issued",
+            "token": token,
+            "obj": obj,
+            "changelist_url": reverse("admin:loop_sessions_apitoken_changelist"),
+        }
+        return TemplateResponse(request, "admin/loop_sessions/apitoken/issued.html", context)

@@ -7,7 +7,9 @@ from collections.abc import Callable
 from functools import wraps
 
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpRequest, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
@@ -15,52 +17,64 @@ from . import roles
 from .ingest.records import IngestError
 from .models import TestRun
 from .openapi import SPEC
-from .selectors import run_as_json
-from .services.ingestion import ingest_file
-from .services.tokens import user_for_token
+from .selectors.api_json import run_as_json
+from .services.ingestion.upload import UploadRefused, ingest_file
+from .services.tokens import TokenRefused, authenticate_token
+from .services.triggers import TriggerError, trigger_from_request
+from .validation import BadInput, nul_in_form, nul_in_json, whole_number
 
 
 def error(message: str, status: int) -> JsonResponse:
     return JsonResponse({"error": message}, status=status)
 
 
-def token_required(view: Callable) -> Callable:
-    """Authenticate with `Authorization: Bearer <token>`; no session cookie, so no CSRF either."""
+def token_required(view: Callable | None = None, *, scope: str = "read") -> Callable:
+    """Authenticate with `Authorization: Bearer <token>`; no session cookie, so no CSRF either.
+
+    The token must be unexpired (else 401) and its scope must include `scope` — read,
+    upload or trigger — (else 403): `@token_required(scope="upload")`. The view still
+    checks the user's role: a scope narrows what a token's user may do, never widens it.
+    """
+    if view is None:
+        return lambda wrapped: token_required(wrapped, scope=scope)
 
     @login_not_required
     @csrf_exempt
     @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> JsonResponse:  # noqa: ANN002, ANN003
+    def wrapper(request: HttpRequest, *args, **kwargs) -> JsonResponse:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return error("missing bearer token: send 'Authorization: Bearer <token>' (manage.py issue_token)", 401)
-        user = user_for_token(token.strip())
-        if user is None:
-            return error("invalid or revoked token", 401)
-        request.user = user
+        try:
+            request.user = authenticate_token(token.strip(), scope)
+        except TokenRefused as exc:
+            return error(str(exc), exc.status)
         return view(request, *args, **kwargs)
 
+    wrapper.token_scope = scope
+    wrapper.checks_own_input = True  # RejectNulMiddleware: the view checks its body, after the token
     return wrapper
 
 
-@token_required
+@token_required(scope="upload")
 @require_POST
 def upload_run(request: HttpRequest, slug: str) -> JsonResponse:
+    if not roles.can_annotate(request.user):
+        # Results change what every page shows: uploading is an engineer's (or a CI user's) act.
+        return error("only engineers, operators and admins may upload results; this token's user is a viewer", 403)
+    problem = form_problem(request)
+    if problem:
+        return error(problem, 400)
     upload = request.FILES.get("file")
     if upload is None:
         return error("multipart field 'file' is missing", 400)
     cycle = request.POST.get("cycle") or None
     if cycle is not None:
         try:
-            cycle = int(cycle)
-            if cycle < 1:
-                raise ValueError
-        except ValueError:
-            return error(f"cycle must be a positive whole number, got {request.POST.get('cycle')!r}", 400)
-    if not roles.can_annotate(request.user):
-        # Results change what every page shows: uploading is an engineer's (or a CI user's) act.
-        return error("only engineers, operators and admins may upload results; this token's user is a viewer", 403)
+            cycle = whole_number(cycle, "cycle")  # a cycle number is a PostgreSQL integer
+        except BadInput as exc:
+            return error(str(exc), 400)
     try:
         outcome = ingest_file(
             upload,
@@ -73,12 +87,14 @@ def upload_run(request: HttpRequest, slug: str) -> JsonResponse:
         )
     except IngestError as exc:
         return error(str(exc), 400)
+    except UploadRefused as exc:  # a bad or unknown environment (admins create them) or session slug
+        return error(str(exc), exc.status)
     body = run_as_json(outcome.run)
     body["created"] = outcome.created
     return JsonResponse(body, status=201 if outcome.created else 200)
 
 
-@token_required
+@token_required(scope="read")
 @require_GET
 def run_detail(request: HttpRequest, pk: int) -> JsonResponse:
     run = TestRun.objects.select_related("session", "cycle").filter(pk=pk).first()
@@ -87,25 +103,73 @@ def run_detail(request: HttpRequest, pk: int) -> JsonResponse:
     return JsonResponse(run_as_json(run))
 
 
-@token_required
+@token_required(scope="trigger")
 @require_POST
 def trigger(request: HttpRequest, slug: str) -> JsonResponse:
     """Queue a deploy, a test run or a cycle, as `manage.py trigger` does."""
-    from .services.triggers import TriggerError, trigger_from_request
-
     if not roles.can_operate(request.user):
         return error("only operators and admins may trigger deploys and runs", 403)
-    try:
-        payload = json.loads(request.body or b"{}") if request.content_type == "application/json" else request.POST.dict()
-    except json.JSONDecodeError as exc:
-        return error(f"request body is not JSON: {exc}", 400)
+    if request.content_type == "application/json":
+        try:
+            payload = json_body(request)
+        except BadInput as exc:
+            return error(str(exc), 400)
+    else:
+        problem = form_problem(request)
+        if problem:
+            return error(problem, 400)
+        payload = request.POST.dict()
     if not isinstance(payload, dict):
-        return error("request body must be a JSON object", 400)
+        return error(f"request body must be a JSON object, got {type(payload).__name__}", 400)
     try:
         created = trigger_from_request(slug, payload, request.user)
     except TriggerError as exc:
         return error(str(exc), exc.status)
     return JsonResponse(created, status=202)
+
+
+def form_problem(request: HttpRequest) -> str | None:
+    """Why the form body cannot be used (not parseable, too large, a NUL in a field), or None.
+
+    Django answers these with its HTML 400 page when a view reads ``request.POST``; the API answers JSON.
+    """
+    try:
+        return nul_in_form(request)
+    except MultiPartParserError as exc:
+        return f"request body is not valid multipart/form-data: {exc}"
+    except (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent) as exc:
+        return f"request body refused: {exc}"
+
+
+def json_body(request: HttpRequest) -> object:
+    """The request's JSON document: UTF-8 (RFC 8259), parseable, and no NUL in any key or string."""
+    raw = request.body or b"{}"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(
+            "request body", f"request body is not UTF-8 (byte {exc.start}): send JSON encoded as UTF-8"
+        ) from None
+    try:
+        payload = json.loads(text)
+    except RecursionError:
+        raise BadInput("request body", "request body is not JSON we accept: nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, and numbers with more digits than Python converts
+        raise BadInput("request body", f"request body is not JSON: {exc}") from None
+    problem = nul_in_json(payload)
+    if problem:
+        raise BadInput("request body", problem)
+    return payload
+
+
+@login_not_required
+@csrf_exempt
+def not_found(request: HttpRequest) -> JsonResponse:
+    """Every answer of the API is JSON, a path it does not know too (not Django's HTML 404 page)."""
+    return error(f"no API endpoint at {request.path!r}; see /api/v1/openapi.json", 404)
+
+
+not_found.checks_own_input = True  # it reads no body: nothing for RejectNulMiddleware to parse
 
 
 @login_not_required

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from django.core.cache import cache
 from django.db.models import Count, Max, Q
 
-from .models import LoopSession, TestRun
+from .models import LIVE_STATUSES, LoopSession, TestRun
 
 PREFIX = "loopdash:v1:"
 DEFAULT_TIMEOUT_S = 6 * 3600
@@ -37,14 +37,14 @@ def cached[T](key: str, build: Callable[[], T], timeout: int = DEFAULT_TIMEOUT_S
     """The cached value of ``key``, else ``build()`` stored under it. A failing cache is only a miss."""
     try:
         found = cache.get(key)
-    except Exception:  # noqa: BLE001 - a cache outage must not break a page
+    except Exception:
         found = None
     if found is not None:
         return found
     value = build()
     try:
         cache.set(key, value, timeout)
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
     return value
 
@@ -56,9 +56,15 @@ def session_runs_version(session: LoopSession) -> str:
         last=Max("id"),
         finished=Max("finished_at"),
         full=Count("id", filter=Q(scope=TestRun.Scope.ALL, incomplete=False, summary_written=True)),
+        counted=Count("id", filter=Q(counted=True)),
+        excluded=Max("excluded_at"),
     )
     finished = row["finished"].timestamp() if row["finished"] else 0
-    return f"{row['n']}.{row['last']}.{finished}.{row['full']}.{session.latest_run_id}.{session.cycle_count}"
+    excluded = row["excluded"].timestamp() if row["excluded"] else 0
+    return (
+        f"{row['n']}.{row['last']}.{finished}.{row['full']}.{row['counted']}.{excluded}."
+        f"{session.latest_run_id}.{session.cycle_count}"
+    )
 
 
 def session_trend[T](session: LoopSession, build: Callable[[], T], *parts: object) -> T:
@@ -78,6 +84,6 @@ def finished_runs[T](name: str, runs: tuple, build: Callable[[], T]) -> T:
 
     Live runs, or runs whose summary is not written yet, are never cached: the value is built.
     """
-    if any(getattr(run, "status", None) in ("queued", "running") or not getattr(run, "summary_written", False) for run in runs):
+    if any(getattr(run, "status", None) in LIVE_STATUSES or not getattr(run, "summary_written", False) for run in runs):
         return build()
     return cached(make_key(name, *((run.pk, run.finished_at) for run in runs)), build)

@@ -245,7 +245,12 @@ def occurrences_figure(rows: Sequence[Occurrence]) -> dict:
         bargap=0.35,
         showlegend=len(sessions) > 1,
         xaxis=_cycle_axis(cycles),
-        yaxis={"title": {"text": "Failing results"}, "rangemode": "tozero", "gridcolor": GRID_COLOUR, "zeroline": False},
+        yaxis={
+            "title": {"text": "Failing results"},
+            "rangemode": "tozero",
+            "gridcolor": GRID_COLOUR,
+            "zeroline": False,
+        },
     )
     fig.update_layout(**layout)
     return _plain(fig)
@@ -325,7 +330,9 @@ class MetricPoint:
     value: float | None
 
 
-def metric_figure(name: str, points: Sequence[MetricPoint], *, target: float | None, lower_is_better: bool = True) -> dict:
+def metric_figure(
+    name: str, points: Sequence[MetricPoint], *, target: float | None, lower_is_better: bool = True
+) -> dict:
     """One metric's median per cycle with its target as a dashed line; a missing value is a gap."""
     cycles = [p.cycle for p in points]
     label = escape(name)

@@ -18,9 +18,14 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from loopdash.celery import app as celery_app
+
+from .work.reaper import reap_if_due
+
 log = logging.getLogger(__name__)
 
 BROKER_TIMEOUT_S = 2.0
+PING_TIMEOUT_S = 1.0
 
 
 def check_database(alias: str = "default") -> None:
@@ -56,10 +61,26 @@ def check_broker() -> None:
         )
 
 
+def count_workers(timeout_s: float = PING_TIMEOUT_S) -> int:
+    """How many Celery workers answer a broadcast ping within ``timeout_s`` (0 is an answer, not an error).
+
+    Needs the broker's broadcast support: Redis's pub/sub, or the filesystem transport's
+    ``control_folder`` (set in settings).
+    """
+    with celery_app.connection_for_write() as conn:
+        replies = celery_app.control.ping(timeout=timeout_s, connection=conn) or []
+    return len(replies)
+
+
 @login_not_required
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
+    """200 when the database and the broker answer, else 503; also how many workers answer a ping.
+
+    Probes poll this every few seconds, so it also drives the web side's share of the reaper: lost
+    work is noticed even when beat died with the worker it was embedded in.
+    """
     body: dict[str, object] = {}
     failures: dict[str, str] = {}
     for name, check in (("database", check_database), ("broker", check_broker)):
@@ -71,6 +92,14 @@ def healthz(request: HttpRequest) -> JsonResponse:
             failures[name] = type(exc).__name__
         else:
             body[name] = "ok"
+    body["workers"] = 0
+    if "broker" not in failures:
+        try:
+            body["workers"] = count_workers()
+        except Exception:
+            log.warning("healthz: worker ping failed", exc_info=True)
+    if "database" not in failures:
+        reap_if_due()
     if failures:
         body["errors"] = failures
     return JsonResponse(body, status=503 if failures else 200)

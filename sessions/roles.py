@@ -6,8 +6,12 @@ that views, the API and templates agree on who may do what.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser, Group
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 
 VIEWER = "viewer"
 ENGINEER = "engineer"
@@ -52,3 +56,28 @@ def role_of(user: AbstractBaseUser | AnonymousUser) -> str:
         if name in groups:
             return name
     return VIEWER
+
+
+def role_required(allowed: Callable[[AbstractBaseUser | AnonymousUser], bool], refusal: str) -> Callable:
+    """A view decorator: users ``allowed`` does not accept get 403 with ``refusal``.
+
+    Anonymous users never get this far on the pages (LoginRequiredMiddleware sends them to log in).
+    The wrapped view keeps its name and module, which ``test_permissions`` classifies endpoints by.
+    """
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+            if not allowed(request.user):
+                return HttpResponseForbidden(refusal)
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+# Engineers, operators and admins annotate (triage, five whys, criteria); viewers get 403.
+annotator_required = role_required(can_annotate, "Only engineers, operators and admins may change triage data.")
+# Operators and admins deploy, run, rerun and cancel; everyone else gets 403.
+operator_required = role_required(can_operate, "Only operators and admins may deploy, run, rerun or cancel.")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from django.db.models.signals import post_migrate
 from django.dispatch import receiver
 
+from .roles import ensure_groups
+
 
 @receiver(post_migrate)
-def create_role_groups(sender, **kwargs) -> None:  # noqa: ANN001, ANN003
+def create_role_groups(sender: object, **kwargs: object) -> None:
     if getattr(sender, "label", None) != "loop_sessions":
         return
-    from .roles import ensure_groups
-
     ensure_groups()

@@ -1,9 +1,10 @@
 """Operate the loop from the pages: deploy, run tests, run a cycle, rerun, cancel; live progress and logs.
 
-POST views are for operators and admins only (403 for everyone else; LoginRequiredMiddleware sends
-anonymous users to the login page first). They call ``services.runs`` and answer with a redirect to
-the new deployment or run: ``HX-Redirect`` for an HTMX form, a 303 otherwise. A refusal (a deploy
-already running, nothing failed to rerun) is shown in place for HTMX, or as a small page.
+POST views are for operators and admins only (``roles.operator_required``: 403 for everyone else;
+LoginRequiredMiddleware sends anonymous users to the login page first). They call ``work.queueing`` /
+``work.cancel`` through ``_operate`` and answer with a redirect to the new deployment or run:
+``HX-Redirect`` for an HTMX form, a 303 otherwise. A refusal (a deploy already running, nothing failed
+to rerun) is shown in place for HTMX, or as a small page.
 
 The progress and log partials poll ``every 2s`` while the work is live and answer 286 (stop
 polling) once it has ended, with ``HX-Refresh`` so the page shows the final summary.
@@ -12,49 +13,45 @@ polling) once it has ended, with ``HX-Refresh`` so the page shows the final summ
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
 
 from django.conf import settings
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseForbidden
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
-from . import roles
-from .models import Deployment, LoopSession, TestRun, WorkStatus
-from .services import runs
-
-LIVE = (WorkStatus.QUEUED, WorkStatus.RUNNING)
-
-
-def operator_required(view: Callable) -> Callable:
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
-        if not roles.can_operate(request.user):
-            return HttpResponseForbidden("Only operators and admins may deploy, run, rerun or cancel.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
+from . import forms
+from .models import LIVE_STATUSES, TestRun
+from .roles import operator_required
+from .selectors.operate import (
+    deployment_to_operate,
+    run_log_path,
+    run_to_cancel,
+    run_to_operate,
+    session_to_operate,
+)
+from .work import cancel, queueing, reaper
+from .work.errors import Refused
 
 
-def _done(request: HttpRequest, url: str) -> HttpResponse:
+def _operate(request: HttpRequest, action: Callable[[], str], *, back: str) -> HttpResponse:
+    """Do an operate action and send the browser to the page it returns; show a refusal in place.
+
+    A refusal, for HTMX, is the message swapped into the form's message slot (200, so htmx swaps it);
+    for a plain form post, a small page with the refusal's status and a link ``back``.
+    """
+    try:
+        url = action()
+    except Refused as exc:
+        if getattr(request, "htmx", False):
+            return render(request, "sessions/operate/message.html", {"message": str(exc), "status": exc.status})
+        context = {"message": str(exc), "back": back}
+        return render(request, "sessions/operate/refused.html", context, status=exc.status)
     if getattr(request, "htmx", False):
         return HttpResponseClientRedirect(url)
     return redirect(url, permanent=False)
-
-
-def _refused(request: HttpRequest, exc: runs.Refused, back: str) -> HttpResponse:
-    """HTMX: the message swapped into the form's message slot (200, so htmx swaps it); else a page."""
-    if getattr(request, "htmx", False):
-        return render(request, "sessions/operate/message.html", {"message": str(exc), "status": exc.status})
-    context = {"message": str(exc), "back": back}
-    return render(request, "sessions/operate/refused.html", context, status=exc.status)
-
-
-def _session(slug: str) -> LoopSession:
-    return get_object_or_404(LoopSession.objects.select_related("environment"), slug=slug)
 
 
 # -- session: deploy, run tests, run a cycle --------------------------------------------------------------------
@@ -63,36 +60,38 @@ def _session(slug: str) -> LoopSession:
 @require_POST
 @operator_required
 def session_deploy(request: HttpRequest, slug: str) -> HttpResponse:
-    session = _session(slug)
-    try:
-        deployment = runs.request_deploy(session, revision=request.POST.get("revision") or None, user=request.user)
-    except runs.Refused as exc:
-        return _refused(request, exc, session.get_absolute_url())
-    return _done(request, deployment.get_absolute_url())
+    session = session_to_operate(slug)
+
+    def deploy() -> str:
+        deployment = queueing.request_deploy(session, revision=forms.revision(request.POST), user=request.user)
+        return deployment.get_absolute_url()
+
+    return _operate(request, deploy, back=session.get_absolute_url())
 
 
 @require_POST
 @operator_required
 def session_run_tests(request: HttpRequest, slug: str) -> HttpResponse:
-    session = _session(slug)
-    try:
-        run = runs.request_tests(session, user=request.user, source=TestRun.Source.UI)
-    except runs.Refused as exc:
-        return _refused(request, exc, session.get_absolute_url())
-    return _done(request, run.get_absolute_url())
+    session = session_to_operate(slug)
+
+    def run_tests() -> str:
+        return queueing.request_tests(session, user=request.user, source=TestRun.Source.UI).get_absolute_url()
+
+    return _operate(request, run_tests, back=session.get_absolute_url())
 
 
 @require_POST
 @operator_required
 def session_run_cycle(request: HttpRequest, slug: str) -> HttpResponse:
-    session = _session(slug)
-    try:
-        _deployment, run = runs.request_cycle(
-            session, revision=request.POST.get("revision") or None, user=request.user, source=TestRun.Source.UI
+    session = session_to_operate(slug)
+
+    def run_cycle() -> str:
+        _deployment, run = queueing.request_cycle(
+            session, revision=forms.revision(request.POST), user=request.user, source=TestRun.Source.UI
         )
-    except runs.Refused as exc:
-        return _refused(request, exc, session.get_absolute_url())
-    return _done(request, run.get_absolute_url())
+        return run.get_absolute_url()
+
+    return _operate(request, run_cycle, back=session.get_absolute_url())
 
 
 # -- a run: rerun, cancel, progress, log -----------------------------------------------------------------------
@@ -102,41 +101,44 @@ def session_run_cycle(request: HttpRequest, slug: str) -> HttpResponse:
 @operator_required
 def run_rerun(request: HttpRequest, pk: int) -> HttpResponse:
     """Rerun all tests of a run, its failed and errored ones, or chosen tests (``tests``: TestCase ids)."""
-    run = get_object_or_404(TestRun.objects.select_related("session__environment"), pk=pk)
-    scope = request.POST.get("scope") or TestRun.Scope.ALL
-    try:
-        new = runs.request_tests(
+    run = run_to_operate(pk)
+    form = forms.RerunForm.from_post(request.POST)
+
+    def rerun() -> str:
+        new = queueing.request_tests(
             run.session,
             user=request.user,
             source=TestRun.Source.UI,
             rerun_of=run,
-            scope=scope,
-            case_ids=request.POST.getlist("tests"),
+            scope=form.scope,
+            case_ids=form.case_ids,
         )
-    except runs.Refused as exc:
-        return _refused(request, exc, run.get_absolute_url())
-    return _done(request, new.get_absolute_url())
+        return new.get_absolute_url()
+
+    return _operate(request, rerun, back=run.get_absolute_url())
 
 
 @require_POST
 @operator_required
 def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
-    run = get_object_or_404(TestRun, pk=pk)
-    try:
-        runs.cancel_run(run, reason=f"cancelled by {request.user.get_username()}")
-    except runs.Refused as exc:
-        return _refused(request, exc, run.get_absolute_url())
-    return _done(request, run.get_absolute_url())
+    run = run_to_cancel(pk)
+
+    def cancel_it() -> str:
+        cancel.cancel_run(run, reason=f"cancelled by {request.user.get_username()}")
+        return run.get_absolute_url()
+
+    return _operate(request, cancel_it, back=run.get_absolute_url())
 
 
 def _ended(run: TestRun) -> bool:
-    return run.status not in LIVE and run.summary_written
+    return run.status not in LIVE_STATUSES and run.summary_written
 
 
 @require_GET
 def run_progress(request: HttpRequest, pk: int) -> HttpResponse:
     """The live progress partial; 286 once the run has ended (and HX-Refresh to show its summary)."""
-    run = get_object_or_404(TestRun.objects.select_related("session__environment"), pk=pk)
+    run = run_to_operate(pk)
+    reaper.notice_stale(run)
     response = render(request, "sessions/operate/progress.html", {"run": run})
     if _ended(run):
         response.status_code = HttpResponseStopPolling.status_code
@@ -152,15 +154,15 @@ def _log_file(path: str, name: str) -> FileResponse:
     file = Path(path).resolve()
     if not file.is_relative_to(Path(settings.MEDIA_ROOT).resolve()) or not file.is_file():
         raise Http404("no log")
-    response = FileResponse(open(file, "rb"), content_type="text/plain; charset=utf-8")  # noqa: SIM115
+    response = FileResponse(open(file, "rb"), content_type="text/plain; charset=utf-8")
     response["Content-Disposition"] = f'inline; filename="{name}"'
     return response
 
 
 @require_GET
 def run_log(request: HttpRequest, pk: int) -> HttpResponse:
-    run = get_object_or_404(TestRun.objects.only("id", "log_path"), pk=pk)
-    return _log_file(run.log_path, f"run-{run.pk}.log")
+    run_id, path = run_log_path(pk)
+    return _log_file(path, f"run-{run_id}.log")
 
 
 # -- a deployment: cancel, live log -------------------------------------------------------------------------------
@@ -169,23 +171,25 @@ def run_log(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @operator_required
 def deployment_cancel(request: HttpRequest, pk: int) -> HttpResponse:
-    deployment = get_object_or_404(Deployment, pk=pk)
-    try:
-        runs.cancel_deployment(deployment, reason=f"cancelled by {request.user.get_username()}")
-    except runs.Refused as exc:
-        return _refused(request, exc, deployment.get_absolute_url())
-    return _done(request, deployment.get_absolute_url())
+    deployment = deployment_to_operate(pk)
+
+    def cancel_it() -> str:
+        cancel.cancel_deployment(deployment, reason=f"cancelled by {request.user.get_username()}")
+        return deployment.get_absolute_url()
+
+    return _operate(request, cancel_it, back=deployment.get_absolute_url())
 
 
 @require_GET
 def deployment_log(request: HttpRequest, pk: int) -> HttpResponse:
     """HTMX: the live log partial (286 once the deployment ended). Otherwise: the whole log as text."""
-    deployment = get_object_or_404(Deployment, pk=pk)
+    deployment = deployment_to_operate(pk)
+    reaper.notice_stale(deployment)
     if not getattr(request, "htmx", False):
         return _log_file(deployment.log_path, f"deployment-{deployment.pk}.log")
     response = render(request, "sessions/operate/deployment_log.html", {"deployment": deployment})
     patch_vary_headers(response, ("HX-Request",))
-    if deployment.status not in LIVE:
+    if deployment.status not in LIVE_STATUSES:
         response.status_code = HttpResponseStopPolling.status_code
         response["HX-Refresh"] = "true"
     return response

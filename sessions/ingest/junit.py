@@ -1,4 +1,4 @@
-"""Streaming JUnit XML parser: every ``<testcase>`` at any depth is one result (DESIGN.md, Counting rules).
+"""Streaming JUnit XML parser: every ``<testcase>`` at any depth is one result (docs/INGESTION.md, Counting).
 
 Traps, each handled here on purpose:
 
@@ -45,10 +45,10 @@ from .fingerprint import (
 )
 from .records import MAX_DETAILS_CHARS, MAX_MESSAGE_CHARS, IngestError, Outcome, ParsedResult, RunInfo
 from .source import CHUNK, Source
+from .xml_guard import TooDeep, expat_error, read_prolog, refuse_doctype, syntax_error
 
 ROOTS = (b"testsuites", b"testsuite")
 LOOKBACK = 1000  # results held back for the teardown merge; pytest writes the pair adjacently
-PROLOG_LIMIT = 1024 * 1024
 _TAGS = ("{*}testcase", "{*}testsuite", "{*}testsuites", "{*}properties")
 _CONTAINERS = ("testsuite", "testsuites")
 _OUTPUT_CHARS = MAX_DETAILS_CHARS // 8
@@ -59,10 +59,6 @@ _PYTEST_CLASSNAME = re.compile(r"^[A-Za-z_][\w-]*(?:\.[\w-]+)*$")
 _PYTEST_MODULE = re.compile(r"(?:^|\.)(?:test_[\w-]*|[\w-]*_test)(?:\.|$)")
 
 
-class _TooDeep(Exception):
-    """libxml2 met an element nested deeper than it allows."""
-
-
 def parse_junit(src: Source, info: RunInfo) -> Iterator[ParsedResult]:
     """Yield one result per ``<testcase>``; fills ``info`` (properties, start, duration) on the way."""
     yielded = 0
@@ -71,7 +67,7 @@ def parse_junit(src: Source, info: RunInfo) -> Iterator[ParsedResult]:
             yield result
             yielded += 1
         return
-    except _TooDeep:
+    except TooDeep:
         pass
     # Deeper than libxml2 goes: parse again from the start with expat, skipping what was yielded.
     fresh = src.reopen()
@@ -88,7 +84,7 @@ def parse_junit(src: Source, info: RunInfo) -> Iterator[ParsedResult]:
 
 def _parse_lxml(src: Source, info: RunInfo) -> Iterator[ParsedResult]:
     source = src.source
-    data = _read_prolog(src)
+    data = read_prolog(src, ROOTS, "<testsuites> or <testsuite>")
     parser = etree.XMLPullParser(
         events=("end",),
         tag=_TAGS,
@@ -112,10 +108,10 @@ def _parse_lxml(src: Source, info: RunInfo) -> Iterator[ParsedResult]:
                 parser.close()
             events = list(parser.read_events())
         except etree.XMLSyntaxError as exc:
-            raise _syntax_error(source, exc) from None
+            raise syntax_error(source, exc) from None
         if first and events:
             first = False
-            _refuse_doctype(source, events[0][1])
+            refuse_doctype(source, events[0][1])
         for _event, el in events:
             tag = el.tag
             if tag[0] == "{":
@@ -202,7 +198,7 @@ class _ExpatTree:
 def _parse_expat(src: Source, info: RunInfo) -> Iterator[ParsedResult]:
     """The same results as ``_parse_lxml``, from expat; DTDs and entities are refused here too."""
     source = src.source
-    data = _read_prolog(src)
+    data = read_prolog(src, ROOTS, "<testsuites> or <testsuite>")
     parser = expat.ParserCreate(src.encoding, namespace_separator="}")
     parser.buffer_text = True
     parser.ordered_attributes = False
@@ -210,9 +206,7 @@ def _parse_expat(src: Source, info: RunInfo) -> Iterator[ParsedResult]:
     tree = _ExpatTree(_State(info), _Lookback())
 
     def refuse(*_args: object) -> None:
-        raise IngestError(
-            source, "DTDs and entity declarations are refused", line=parser.CurrentLineNumber
-        )
+        raise IngestError(source, "DTDs and entity declarations are refused", line=parser.CurrentLineNumber)
 
     parser.StartDoctypeDeclHandler = refuse
     parser.EntityDeclHandler = refuse
@@ -225,7 +219,7 @@ def _parse_expat(src: Source, info: RunInfo) -> Iterator[ParsedResult]:
         try:
             parser.Parse(data, not data)
         except expat.ExpatError as exc:
-            raise _expat_error(source, exc, data) from None
+            raise expat_error(source, exc, data) from None
         if tree.ready:
             yield from tree.ready
             tree.ready.clear()
@@ -235,144 +229,7 @@ def _parse_expat(src: Source, info: RunInfo) -> Iterator[ParsedResult]:
     yield from tree.held.drain()
 
 
-_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-_REFERENCE = re.compile(rb"&([^\s&;#][^\s&;]*);")
-_PREDEFINED = frozenset((b"amp", b"lt", b"gt", b"quot", b"apos"))
-
-
-def _expat_error(source: str, exc: expat.ExpatError, data: bytes) -> IngestError:
-    """The same wording as ``_syntax_error`` where the two parsers agree on the cause."""
-    message = expat.errors.messages[exc.code]
-    codes = expat.errors.codes
-    if exc.code == codes[expat.errors.XML_ERROR_UNDEFINED_ENTITY]:
-        name = next((m.group(1) for m in _REFERENCE.finditer(data) if m.group(1) not in _PREDEFINED), b"?")
-        problem = f"entity references are refused (Entity '{name.decode('utf-8', 'replace')}' not defined)"
-    elif "entity" in message:
-        problem = f"entity references are refused ({message})"
-    elif exc.code == codes[expat.errors.XML_ERROR_NO_ELEMENTS]:
-        problem = f"truncated XML ({message})"
-    elif exc.code == codes[expat.errors.XML_ERROR_BAD_CHAR_REF]:
-        problem = f"character not allowed in XML ({message})"
-    elif exc.code == codes[expat.errors.XML_ERROR_INVALID_TOKEN] and not _is_utf8(data):
-        problem = f"invalid UTF-8 ({message})"
-    elif exc.code == codes[expat.errors.XML_ERROR_INVALID_TOKEN] and _CONTROL.search(data):
-        problem = f"character not allowed in XML ({message})"
-    elif exc.code == codes[expat.errors.XML_ERROR_JUNK_AFTER_DOC_ELEMENT]:
-        problem = "malformed XML (Extra content at the end of the document)"
-    else:
-        problem = f"malformed XML ({message})"
-    return IngestError(source, problem, line=exc.lineno or None)
-
-
-def _is_utf8(data: bytes) -> bool:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return exc.start >= len(data) - 3  # a character cut at the end of the chunk is fine
-    return True
-
-
 # -- prolog: DTD refusal and the root check, before lxml parses anything ----------------------------
-
-
-def _read_prolog(src: Source) -> bytes:
-    """Read up to the root start tag; refuse any ``<!DOCTYPE``/``<!ENTITY`` and a wrong root.
-
-    The DTD is the only place where entities can be declared, and it can only stand before the root
-    element, so scanning the prolog is enough to refuse every entity trick before it costs anything.
-    """
-    buf = src.read(CHUNK)
-    while True:
-        found = _scan_prolog(buf, src.source)
-        if found is not None:
-            return buf
-        if len(buf) > PROLOG_LIMIT:
-            raise IngestError(src.source, "no root element in the first 1 MB", line=buf.count(b"\n") + 1)
-        more = src.read(CHUNK)
-        if not more:
-            return buf  # lxml reports the truncated prolog with its line number
-        buf += more
-
-
-def _scan_prolog(buf: bytes, source: str) -> bool | None:
-    """True once the root start tag is seen and accepted; None when more bytes are needed."""
-    i, n = 0, len(buf)
-    while True:
-        while i < n and buf[i] in b" \t\r\n":
-            i += 1
-        if i >= n:
-            return None
-        if buf[i] != 0x3C:  # text before the root: not well-formed; lxml says where
-            return True
-        if buf.startswith(b"<?", i):
-            end = buf.find(b"?>", i + 2)
-            if end < 0:
-                return None
-            i = end + 2
-        elif buf.startswith(b"<!--", i):
-            end = buf.find(b"-->", i + 4)
-            if end < 0:
-                return None
-            i = end + 3
-        elif buf.startswith(b"<!", i):
-            if n - i < 9 and not buf.startswith(b"<!DOCTYPE"[: n - i], i):
-                return None
-            word = (buf[i + 2 : i + 9].decode("ascii", "replace").split() or ["?"])[0]
-            raise IngestError(
-                source,
-                f"<!{word} found: DTDs and entity declarations are refused "
-                "(they can expand without bound or read other files)",
-                line=buf.count(b"\n", 0, i) + 1,
-            )
-        else:
-            match = re.match(rb"<([^\s/>]+)", buf[i:])
-            if match is None or i + match.end() >= n:
-                return None if n - i < 4096 else True
-            name = match.group(1)
-            if name.rpartition(b":")[2] not in ROOTS:
-                shown = name[:60].decode("utf-8", "replace")
-                raise IngestError(
-                    source,
-                    f"root element is <{shown}>, expected <testsuites> or <testsuite>",
-                    line=buf.count(b"\n", 0, i) + 1,
-                )
-            return True
-
-
-def _refuse_doctype(source: str, el: etree._Element) -> None:
-    """Second line of defence: a DTD that slipped past the prolog scan (an exotic encoding)."""
-    docinfo = el.getroottree().docinfo
-    if docinfo.doctype or docinfo.internalDTD is not None:
-        raise IngestError(source, "DTDs and entity declarations are refused")
-
-
-def _syntax_error(source: str, exc: etree.XMLSyntaxError) -> IngestError:
-    """The first fatal error is the cause; lxml's exception may name a later one ("no element found").
-
-    The log is lxml's per-thread log, cleared when parsing starts, so its first fatal entry is ours.
-    Raises ``_TooDeep`` for libxml2's nesting limit, which the expat fallback gets around.
-    """
-    msg, line = exc.msg or str(exc), exc.lineno
-    fatal = exc.error_log.filter_from_fatals()
-    if fatal:
-        msg, line = fatal[0].message, fatal[0].line
-    msg = re.sub(r",? line \d+, column \d+$", "", msg.strip())
-    lowered = msg.lower()
-    if "not proper utf-8" in lowered or "invalid bytes in character encoding" in lowered:
-        problem = f"invalid UTF-8 ({msg.splitlines()[-1] if msg else ''})"
-    elif "invalid char" in lowered or "out of allowed range" in lowered or "invalid xmlchar" in lowered:
-        problem = f"character not allowed in XML ({msg})"
-    elif "entity" in lowered:
-        problem = f"entity references are refused ({msg})"
-    elif "excessive depth" in lowered:
-        raise _TooDeep
-    elif "premature end" in lowered or "endtag: '</' not found" in lowered:
-        problem = f"truncated XML ({msg})"
-    elif "document is empty" in lowered or "start tag expected" in lowered:
-        problem = f"not XML ({msg})"
-    else:
-        problem = f"malformed XML ({msg})"
-    return IngestError(source, problem, line=line or None)
 
 
 def _drop(el: etree._Element, parent: etree._Element | None) -> None:

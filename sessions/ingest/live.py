@@ -47,7 +47,7 @@ class _FedSource:
     def close(self) -> None:
         self.feed(b"")  # the parser's end of file
 
-    def read(self, size: int = 0) -> bytes:  # noqa: ARG002 - the size is only a hint
+    def read(self, size: int = 0) -> bytes:
         with self._cond:
             while not self._chunks:
                 self._idle = True
@@ -94,7 +94,7 @@ class LiveReportLog:
                 self._out.append(result)
         except IngestError as exc:
             self.error = exc
-        except Exception as exc:  # noqa: BLE001 - surfaced to the caller, never lost in a thread
+        except Exception as exc:
             self.error = IngestError(self._src.source, f"report-log reader failed: {exc!r}")
         finally:
             self._src.stopped()

@@ -23,6 +23,9 @@ class Outcome(StrEnum):
 # Bounds on stored text: a 5 MB failure message is kept, truncated, never refused.
 MAX_MESSAGE_CHARS = 4_000
 MAX_DETAILS_CHARS = 64_000
+# What loopdash itself writes for a test that a cancel, a timeout or a lost worker cut off: not a
+# product failure (its signature is marked ``internal``, off the board and out of MRR at risk).
+INTERRUPTED_MESSAGE = "the run ended before this test finished"
 
 
 @dataclass(slots=True)

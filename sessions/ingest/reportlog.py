@@ -1,4 +1,4 @@
-"""Streaming parser for pytest ``--report-log`` JSON lines (DESIGN.md, Counting rules).
+"""Streaming parser for pytest ``--report-log`` JSON lines (docs/INGESTION.md, Counting).
 
 Traps handled here:
 
@@ -36,7 +36,15 @@ except ImportError:  # pragma: no cover - an optional speed-up
     _fast_loads = None
 
 from .fingerprint import bounded_head, bounded_tail, collect_message, failure_type
-from .records import MAX_DETAILS_CHARS, MAX_MESSAGE_CHARS, IngestError, Outcome, ParsedResult, RunInfo
+from .records import (
+    INTERRUPTED_MESSAGE,
+    MAX_DETAILS_CHARS,
+    MAX_MESSAGE_CHARS,
+    IngestError,
+    Outcome,
+    ParsedResult,
+    RunInfo,
+)
 from .source import CHUNK, Source
 
 INCOMPLETE_EXITSTATUS = frozenset({2, 3, 4})  # interrupted, internal error, usage error
@@ -265,7 +273,7 @@ def _combine(node: _Node, roots_dir_keyword: bool) -> ParsedResult:
     else:
         result.outcome = Outcome.ERROR
         result.phase = "call" if setup is not None else "setup"
-        result.message = "the run ended before this test finished (no call report)"
+        result.message = f"{INTERRUPTED_MESSAGE} (no call report)"
     if teardown is not None and teardown["outcome"] == "failed":
         if result.outcome in (Outcome.FAILED, Outcome.ERROR):
             extra = _details(teardown)

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 
 from django.db import connection as default_connection
 from django.db import transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from ..models import FailureSignature, RunSignature, TestCase, TestResult
 
@@ -37,7 +38,7 @@ def _in(ids: list[int]) -> tuple[str, list[int]]:
     return ", ".join(["%s"] * len(ids)), ids
 
 
-def add_run(run_id: int, connection=default_connection) -> None:  # noqa: ANN001
+def add_run(run_id: int, connection: BaseDatabaseWrapper = default_connection) -> None:
     """Add the (signature, test) and (signature, module) pairs of one run's failing results."""
     with connection.cursor() as cursor:
         cursor.execute(
@@ -54,7 +55,9 @@ def add_run(run_id: int, connection=default_connection) -> None:  # noqa: ANN001
         )
 
 
-def totals(signature_ids: Iterable[int], connection=default_connection) -> dict[int, dict[str, int]]:  # noqa: ANN001
+def totals(
+    signature_ids: Iterable[int], connection: BaseDatabaseWrapper = default_connection
+) -> dict[int, dict[str, int]]:
     """Lifetime ``results``, ``tests`` and ``modules`` of each signature, from the pre-aggregates."""
     ids = sorted(set(signature_ids))
     out = {pk: {"results": 0, "tests": 0, "modules": 0} for pk in ids}
@@ -63,9 +66,18 @@ def totals(signature_ids: Iterable[int], connection=default_connection) -> dict[
     marks, params = _in(ids)
     with connection.cursor() as cursor:
         for key, sql in (
-            ("results", f"SELECT signature_id, SUM(results) FROM {RUN_SIGNATURES} WHERE signature_id IN ({marks}) GROUP BY 1"),
-            ("tests", f"SELECT signature_id, COUNT(*) FROM {SIGNATURE_CASE} WHERE signature_id IN ({marks}) GROUP BY 1"),
-            ("modules", f"SELECT signature_id, COUNT(*) FROM {SIGNATURE_MODULE} WHERE signature_id IN ({marks}) GROUP BY 1"),
+            (
+                "results",
+                f"SELECT signature_id, SUM(results) FROM {RUN_SIGNATURES} WHERE signature_id IN ({marks}) GROUP BY 1",
+            ),
+            (
+                "tests",
+                f"SELECT signature_id, COUNT(*) FROM {SIGNATURE_CASE} WHERE signature_id IN ({marks}) GROUP BY 1",
+            ),
+            (
+                "modules",
+                f"SELECT signature_id, COUNT(*) FROM {SIGNATURE_MODULE} WHERE signature_id IN ({marks}) GROUP BY 1",
+            ),
         ):
             cursor.execute(sql, params)
             for pk, n in cursor.fetchall():
@@ -82,7 +94,9 @@ def totals_after_run(run_id: int, signature_ids: Iterable[int]) -> dict[int, dic
     return totals(signature_ids)
 
 
-def rebuild_signature_counts(signature_ids: Iterable[int] | None = None, connection=default_connection) -> int:  # noqa: ANN001
+def rebuild_signature_counts(
+    signature_ids: Iterable[int] | None = None, connection: BaseDatabaseWrapper = default_connection
+) -> int:
     """Recount the pre-aggregates (and the signatures' counters) from the stored rows; all signatures by default.
 
     For whatever removed results: deleted runs or sessions, merged signatures. Returns how many

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from ..models import Environment, LoopSession, Outcome, SuccessCriterion, TestResult, TestRun, WorkStatus, identity_hash
+from ..models import Environment, LoopSession, Outcome, SuccessCriterion, TestResult, TestRun, identity_hash
+from .triage import Invalid
 
 MAX_TESTS = 200
 
@@ -165,7 +166,7 @@ def evaluate(criteria: list[SuccessCriterion], run: TestRun, env: Environment) -
 
 
 def counts_for_criteria(run: TestRun) -> bool:
-    return run.status == WorkStatus.FINISHED and not run.incomplete and run.scope == TestRun.Scope.ALL
+    return run.counted and run.scope == TestRun.Scope.ALL
 
 
 def evaluate_session(session: LoopSession, run: TestRun) -> int:
@@ -186,9 +187,7 @@ def evaluate_session(session: LoopSession, run: TestRun) -> int:
 
 def latest_full_run(session: LoopSession) -> TestRun | None:
     return (
-        TestRun.objects.filter(
-            session=session, status=WorkStatus.FINISHED, incomplete=False, scope=TestRun.Scope.ALL, summary_written=True
-        )
+        TestRun.objects.filter(session=session, counted=True, scope=TestRun.Scope.ALL, summary_written=True)
         .select_related("environment")
         .order_by("-created_at", "-id")
         .first()
@@ -196,7 +195,7 @@ def latest_full_run(session: LoopSession) -> TestRun | None:
 
 
 def evaluate_run(run: TestRun) -> int:
-    """From ``on_run_finished``: a complete full run re-evaluates its session's automatic criteria."""
+    """A step of ``run_completion.complete_run``: a complete full run re-evaluates its session's automatic criteria."""
     if not counts_for_criteria(run):
         return 0
     session = LoopSession.objects.select_related("environment").get(pk=run.session_id)
@@ -224,8 +223,6 @@ def reevaluate(criterion: SuccessCriterion) -> None:
 
 
 def _fields(data: dict) -> tuple[str, str, dict]:
-    from .triage import Invalid
-
     text = str(data.get("text") or "").strip()
     if not text:
         raise Invalid("say what has to be true")
@@ -269,8 +266,6 @@ def update_criterion(criterion: SuccessCriterion, data: dict, user: object) -> S
 
 def tick(criterion: SuccessCriterion, done: bool, user: object) -> SuccessCriterion:
     """Tick or untick a manual item; automatic items follow the runs and cannot be ticked by hand."""
-    from .triage import Invalid
-
     if criterion.automatic:
         raise Invalid("this item ticks itself from the latest complete run")
     criterion.done = done

@@ -5,9 +5,16 @@ risk), metrics against their targets, every failure signature of the session wit
 analyses and fixes (and whether they were verified), and the flaky tests.
 
 The text is Markdown for people and tools, served as a download (``text/markdown``, attachment,
-``nosniff``) and never rendered as HTML by loopdash. User text goes in as it was written; only the
-characters that would break the report's own structure are neutralised: newlines and ``|`` inside
-table cells, and code fences are made longer than any run of backticks in the text they hold.
+``nosniff``) and never rendered as HTML by loopdash — but whoever renders it (a wiki, an issue) must
+see the report's own structure only. So no user text (titles, messages, five whys, criteria, names,
+revisions, node ids) can open a heading, a list, a fence, a table cell, a link or HTML:
+
+- text in an inline position is made one line (every line separator ``str.splitlines`` knows becomes
+  a space) and backslash-escaped where CommonMark or GFM would read it as markup (``_inline``);
+- identifiers go into code spans whose backtick fence is longer than any backtick run inside
+  (``_code``), links become autolinks only when they are plain http(s) URLs (``_link``);
+- multi-line text keeps its lines, each escaped (``_paragraphs``, ``_quote``); tracebacks go into a
+  fence longer than any backtick run they hold (``_fence``).
 """
 
 from __future__ import annotations
@@ -18,26 +25,102 @@ from django.conf import settings
 from django.db.models import Count, Max, Prefetch, Sum
 from django.utils import timezone
 
-from .. import selectors
 from ..models import Analysis, FailureSignature, Fix, LoopSession, RunSignature
+from ..selectors.cycles import chart_priority, cycle_table, cycles_to_green, latest_representative, session_cycles
+from ..selectors.metrics import metric_rows
+from ..selectors.sessions import flaky_tests, session_criteria
+from ..templatetags.loopdash import cell_text, table_change
 
 MAX_SIGNATURES = 100
 MAX_TRACE = 4000
 
 
+# Line breaks for CommonMark (\n, \r) and for every other reader (str.splitlines), and the spaces around them.
+_BREAK = re.compile(r"\s*[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]\s*")
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+# Inline markup: escapes, code spans, emphasis, links and images, HTML and autolinks, ATX headings,
+# GFM table cells and strikethrough, and an "&" that starts an entity reference.
+_MARKUP = re.compile(r"[\\`*_\[\]<>#|~]|&(?=#?\w+;)")
+# What opens a block at the start of a line: a list item ("-", "+", "1." or "1)"), a thematic break or
+# a setext underline ("---", "==="). "*", "#" and ">" are escaped everywhere already.
+_BLOCK_START = re.compile(r"([-+=])|(\d+)(?=[.)])")
+_HTTP_URL = re.compile(r"https?://[^\s<>`\x00-\x1f\x7f]+", re.IGNORECASE)
+
+
+class Md(str):
+    """Markdown this module wrote (a code span, a link): a table cell takes it as it is."""
+
+
+def _one_line(value: object) -> str:
+    return _CONTROL.sub(" ", _BREAK.sub(" ", str(value))).strip()
+
+
+def _inline(value: object, *, line_start: bool = True) -> str:
+    """User text for an inline position: one line, every character that would be markup escaped.
+
+    ``line_start``: the text may begin a line (or follow a prefix that a renderer could drop), so a
+    leading list marker or underline is escaped too; a table cell cannot start a block.
+    """
+    text = _MARKUP.sub(r"\\\g<0>", _one_line(value))
+    if line_start and (m := _BLOCK_START.match(text)):
+        end = m.end()
+        text = "\\" + text if m.group(1) else f"{text[:end]}\\{text[end:]}"
+    return text or "—"
+
+
+def _code(value: object, *, table: bool = False) -> Md:
+    """An identifier (node id, error type, commit) as a code span: nothing inside it is markup.
+
+    CommonMark: the span's fence is a backtick run longer than any inside it, and a space pads text
+    that starts or ends with a backtick (one is stripped from each side). In a GFM table a pipe still
+    ends the cell inside a code span unless it is escaped, and the escape is removed there.
+    """
+    text = _one_line(value)
+    if not text:
+        return Md("—")
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    if text[0] == "`" or text[-1] == "`":
+        text = f" {text} "
+    if table:
+        text = text.replace("|", "\\|")
+    return Md(f"{fence}{text}{fence}")
+
+
+def _link(url: str) -> Md:
+    """An http(s) URL as an autolink; anything else (an old ``javascript:`` link...) only as code."""
+    text = _one_line(url)
+    return Md(f"<{text}>") if _HTTP_URL.fullmatch(text) else _code(text)
+
+
 def _cell(value: object) -> str:
-    text = str(value if value is not None else "—")
-    return re.sub(r"\s*\n\s*", " ", text).replace("|", "\\|").strip() or "—"
+    if isinstance(value, Md):
+        return value
+    return _inline("—" if value is None else value, line_start=False)
 
 
 def _fence(text: str, lang: str = "") -> str:
+    """A multi-line block (a traceback) as it was, in a fence longer than any backtick run it holds."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").rstrip()
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
-    return f"{fence}{lang}\n{text.rstrip()}\n{fence}"
+    return f"{fence}{lang}\n{text}\n{fence}"
+
+
+def _paragraphs(text: str) -> list[str]:
+    """Multi-line user text line by line: each line escaped, its line breaks and blank lines kept."""
+    out: list[str] = []
+    for raw in text.strip().splitlines():
+        line = _inline(raw) if raw.strip() else ""
+        if line and out and out[-1]:
+            out[-1] += "  "  # a hard line break: the writer's lines stay lines
+        if line or (out and out[-1]):
+            out.append(line)
+    return out
 
 
 def _quote(text: str) -> str:
-    return "\n".join(f"> {line}" if line else ">" for line in text.strip().splitlines())
+    return "\n".join(f"> {line}" if line else ">" for line in _paragraphs(text))
 
 
 def _pct(value: float | None) -> str:
@@ -86,61 +169,61 @@ def _analysis_lines(analysis: Analysis) -> list[str]:
     author = analysis.author.get_username() if analysis.author else "unknown"
     lines = [
         f"#### Five whys — {analysis.get_status_display()} "
-        f"({author}, {timezone.localtime(analysis.updated_at):%Y-%m-%d %H:%M})",
+        f"({_inline(author)}, {timezone.localtime(analysis.updated_at):%Y-%m-%d %H:%M})",
         "",
     ]
     if analysis.status == Analysis.Status.REFUTED:
         lines += ["*Refuted: this root cause was disproved by a later run.*", ""]
     if analysis.problem:
-        lines += [f"**Problem**: {analysis.problem}", ""]
+        lines += [f"**Problem**: {_inline(analysis.problem)}", ""]
     for number, step in enumerate(analysis.steps.all(), start=1):
-        lines += [f"**Why {number}**: {step.question}", "", _quote(step.answer or "…"), ""]
+        lines += [f"**Why {number}**: {_inline(step.question)}", "", _quote(step.answer or "…"), ""]
     if analysis.root_cause:
-        lines += [f"**Root cause**: {analysis.root_cause}", ""]
+        lines += [f"**Root cause**: {_inline(analysis.root_cause)}", ""]
     if analysis.error_behind_error:
-        lines += [f"**The error behind the error**: {analysis.error_behind_error}", ""]
+        lines += [f"**The error behind the error**: {_inline(analysis.error_behind_error)}", ""]
     fixes = list(analysis.fixes.all())
     if fixes:
         lines += ["**Fixes**:", ""]
         for fix in fixes:
             where = ""
             if fix.deployment:
-                where += f", deployed by deployment {fix.deployment.pk} ({fix.deployment.revision})"
+                where += f", deployed by deployment {fix.deployment.pk} ({_inline(fix.deployment.revision)})"
             if fix.verified_by:
                 verb = "verified by" if fix.status == Fix.Status.VERIFIED else "judged by"
                 where += f", {verb} run {fix.verified_by.pk}"
             mark = {"verified": "✅", "did_not_fix": "❌", "deployed": "🚀", "pending": "⏳"}.get(fix.status, "")
-            link = f" ({fix.url})" if fix.url else ""
-            lines.append(
-                f"- {mark} `{fix.sha[:12]}` {_cell(fix.message) if fix.message else ''}{link} — "
-                f"**{fix.get_status_display()}**{where}"
-            )
+            message = f" {_inline(fix.message)}" if fix.message else ""
+            link = f" ({_link(fix.url)})" if fix.url else ""
+            lines.append(f"- {mark} {_code(fix.sha[:12])}{message}{link} — **{fix.get_status_display()}**{where}")
         lines.append("")
     return lines
 
 
 def session_report(session: LoopSession) -> str:
     """The whole report as one string."""
-    cycles = selectors.session_cycles(session)
-    priority = selectors.chart_priority(session, cycles)
-    green = selectors.cycles_to_green(session, cycles)
+    cycles = session_cycles(session)
+    priority = chart_priority(session, cycles)
+    green = cycles_to_green(session, cycles)
     base = settings.LOOPDASH_BASE_URL.rstrip("/")
     now = timezone.localtime()
-    goal = f"{session.goal_pass_rate:g}%" + (f" of {session.goal_priority} tests" if session.goal_priority else "")
+    goal = f"{session.goal_pass_rate:g}%" + (
+        f" of {_inline(session.goal_priority)} tests" if session.goal_priority else ""
+    )
     out: list[str] = [
-        f"# {session.title}",
+        f"# {_inline(session.title)}",
         "",
         f"**Date**: {now:%Y-%m-%d %H:%M}  ",
-        f"**Environment**: {session.environment.name}  ",
+        f"**Environment**: {_inline(session.environment.name)}  ",
         f"**Goal**: {goal}  ",
         f"**Status**: {session.get_status_display()}  ",
     ]
     if session.tracking_url:
-        out.append(f"**Tracking issue**: {session.tracking_url}  ")
+        out.append(f"**Tracking issue**: {_link(session.tracking_url)}  ")
     out.append(f"**Dashboard**: {base}{session.get_absolute_url()}")
     out.append("")
     if session.mission:
-        out += ["## Mission", "", session.mission.strip(), ""]
+        out += ["## Mission", "", *_paragraphs(session.mission), ""]
 
     if green.reached_at is not None:
         verdict = f"Green at cycle {green.reached_at} ({green.cycles} cycle{'s' if green.cycles != 1 else ''})."
@@ -150,12 +233,12 @@ def session_report(session: LoopSession) -> str:
         verdict = f"Not green yet after {green.cycles} cycle{'s' if green.cycles != 1 else ''}."
     out += ["## Summary", "", verdict, ""]
 
-    criteria = selectors.session_criteria(session)
+    criteria = session_criteria(session)
     if criteria:
         out += ["## Success criteria", ""]
         for c in criteria:
-            how = "" if not c.automatic else f" — *{c.detail or 'not evaluated yet'}*"
-            out.append(f"- [{'x' if c.done else ' '}] {_cell(c.text)}{how}")
+            how = "" if not c.automatic else f" — *{_inline(c.detail or 'not evaluated yet')}*"
+            out.append(f"- [{'x' if c.done else ' '}] {_inline(c.text)}{how}")
         out.append("")
 
     out += ["## Results per cycle", ""]
@@ -184,17 +267,20 @@ def session_report(session: LoopSession) -> str:
     out += _table(header, rows) if rows else ["No runs yet."]
     out += ["", "★ the run that stands for its cycle (its latest complete full run).", ""]
 
-    table = selectors.cycle_table(cycles, priority)
+    table = cycle_table(cycles, priority)
     if table.cycles:
         out += ["## Key metrics per cycle", ""]
         out += _table(
             ["Metric", *[f"Cycle {n}" for n in table.cycles], "Change"],
-            [[label.lstrip("· "), *cells, change] for label, _css, cells, change in table.rows],
+            [
+                [row.label.lstrip("· "), *(cell_text(cell, row.kind) for cell in row.cells), table_change(row)]
+                for row in table.rows
+            ],
         )
         out.append("")
 
-    latest = next((row.representative for row in reversed(cycles) if row.representative is not None), None)
-    metrics = selectors.metric_rows(latest, session.environment.metric_targets or {})
+    latest = latest_representative(cycles)
+    metrics = metric_rows(latest, session.environment.metric_targets or {})
     if metrics:
         out += [f"## Metrics against targets (run {latest.pk if latest else '—'})", ""]
         out += _table(
@@ -219,11 +305,11 @@ def session_report(session: LoopSession) -> str:
         first = sig.first_seen_run
         last = sig.last_seen_run
         out += [
-            f"### {sig.title}",
+            f"### {_inline(sig.title)}",
             "",
             f"- **Status**: {sig.get_status_display()}",
-            f"- **Category**: {sig.category.name if sig.category else '—'}",
-            f"- **Error type**: `{sig.error_type or '—'}`",
+            f"- **Category**: {_inline(sig.category.name) if sig.category else '—'}",
+            f"- **Error type**: {_code(sig.error_type or '—')}",
             f"- **In this session**: {results} failing results in {runs} runs "
             f"(all sessions: {sig.result_count} results, {sig.test_count} tests, {sig.module_count} modules)",
             f"- **First seen**: run {first.pk} (cycle {first.cycle.number})" if first else "- **First seen**: —",
@@ -239,12 +325,12 @@ def session_report(session: LoopSession) -> str:
         for analysis in analyses:
             out += _analysis_lines(analysis)
 
-    flaky, count = selectors.flaky_tests(session, limit=50)
+    flaky, count = flaky_tests(session, limit=50)
     if flaky:
         out += [f"## Flaky tests ({count})", ""]
         out += _table(
             ["Test", "Flip rate", "Passed and failed on", "Recent (oldest first)"],
-            [[f"`{c.nodeid}`", f"{(c.flip_rate or 0) * 100:.0f}%", c.flaky_key, c.recent] for c in flaky],
+            [[_code(c.nodeid, table=True), f"{(c.flip_rate or 0) * 100:.0f}%", c.flaky_key, c.recent] for c in flaky],
         )
         out.append("")
     out += ["---", "", f"*Exported from loopdash on {now:%Y-%m-%d %H:%M %Z}.*", ""]

@@ -75,7 +75,7 @@ def _mark_flaky(run: TestRun) -> int:
     """Tests that failed here and passed in another run of the same revision, or the other way round."""
     label, same_revision = revision_key(run)
     siblings = (
-        TestRun.objects.filter(same_revision, environment_id=run.environment_id, status=WorkStatus.FINISHED)
+        TestRun.objects.filter(same_revision, environment_id=run.environment_id, counted=True)
         .exclude(pk=run.pk)
         .values("pk")
     )
@@ -84,7 +84,11 @@ def _mark_flaky(run: TestRun) -> int:
         return 0
 
     def case_ids(run_ids: list[int], outcomes: tuple[str, ...]) -> QuerySet:
-        return TestResult.objects.filter(run_id__in=run_ids, outcome__in=outcomes).values_list("case_id", flat=True).order_by()
+        return (
+            TestResult.objects.filter(run_id__in=run_ids, outcome__in=outcomes)
+            .values_list("case_id", flat=True)
+            .order_by()
+        )
 
     # Set operations: hashed or sorted by the database, never a nested loop between two large runs.
     passed = (Outcome.PASSED,)
@@ -106,9 +110,7 @@ def _seed(case_ids: list[int], run: TestRun) -> dict[int, str]:
         older += TestCase.objects.filter(pk__in=chunk, created_at__lt=run.created_at).values_list("pk", flat=True)
     for chunk in _chunks(older):
         rows = (
-            TestResult.objects.filter(
-                case_id__in=chunk, outcome__in=list(CODES), run__status=WorkStatus.FINISHED, run_id__lt=run.pk
-            )
+            TestResult.objects.filter(case_id__in=chunk, outcome__in=list(CODES), run__counted=True, run_id__lt=run.pk)
             .annotate(n=Window(RowNumber(), partition_by=[F("case_id")], order_by=F("run_id").desc()))
             .filter(n__lt=WINDOW)
             .values_list("case_id", "run_id", "outcome")
@@ -146,7 +148,9 @@ def _outcomes_of_tracked(run: TestRun) -> tuple[dict[int, str], dict[int, str]]:
     recent.update(tracked)
     waiting = [case_id for case_id in tracked if case_id not in codes]
     for chunk in _chunks(waiting, 2000):
-        rows = TestResult.objects.filter(run=run, case_id__in=chunk, outcome=Outcome.PASSED).values_list("case_id", "outcome")
+        rows = TestResult.objects.filter(run=run, case_id__in=chunk, outcome=Outcome.PASSED).values_list(
+            "case_id", "outcome"
+        )
         for case_id, outcome in rows:
             keep(case_id, outcome)
     return codes, recent
@@ -197,8 +201,49 @@ def _update_histories(run: TestRun) -> int:
 
 
 def record_run(run: TestRun) -> None:
-    """Update flakiness from a run that ended; interrupted runs are ignored (their last test is cut off)."""
-    if run.status != WorkStatus.FINISHED or run.incomplete:
+    """Update flakiness from a run that ended; runs that do not count (interrupted, excluded) are ignored."""
+    if not run.counted:
         return
     _update_histories(run)
     _mark_flaky(run)
+
+
+def recount_after_counting_changed(run: TestRun) -> None:
+    """A run was excluded or included after it ended: its tests' flakiness follows at once.
+
+    The tests it ran get their histories rebuilt from the counted runs (the newest 30 each), and the
+    flaky marks of its revision are cleared and set again from that revision's counted runs.
+    """
+    case_ids = list(TestResult.objects.filter(run=run).values_list("case_id", flat=True).distinct().order_by())
+    rows = []
+    for case_id, history in _histories(case_ids).items():
+        tracked = "F" in history or "E" in history
+        rows.append((case_id, history if tracked else "", flip_rate(history) if tracked else None))
+    untouched = set(case_ids) - {row[0] for row in rows}
+    rows += [(case_id, "", None) for case_id in untouched]
+    _write_histories(rows)
+    _label, same_revision = revision_key(run)
+    revision_runs = TestRun.objects.filter(same_revision, environment_id=run.environment_id)
+    TestCase.objects.filter(flaky_run__in=revision_runs.values("pk")).update(
+        flaky_key="", flaky_run=None, flaky_at=None
+    )
+    for counted in revision_runs.filter(counted=True).order_by("id")[:50]:
+        _mark_flaky(counted)
+
+
+def _histories(case_ids: list[int]) -> dict[int, str]:
+    """The newest 30 counted outcomes of each test, oldest first, one letter a run (worst outcome wins)."""
+    history: dict[int, dict[int, str]] = {}
+    for chunk in _chunks(case_ids):
+        rows = (
+            TestResult.objects.filter(case_id__in=chunk, outcome__in=list(CODES), run__counted=True)
+            .annotate(n=Window(RowNumber(), partition_by=[F("case_id")], order_by=F("run_id").desc()))
+            .filter(n__lte=WINDOW)
+            .values_list("case_id", "run_id", "outcome")
+        )
+        for case_id, run_id, outcome in rows:
+            runs = history.setdefault(case_id, {})
+            code = CODES[outcome]
+            if _RANK[code] >= _RANK.get(runs.get(run_id, "P"), 0):
+                runs[run_id] = code
+    return {case_id: "".join(runs[k] for k in sorted(runs)) for case_id, runs in history.items()}

@@ -35,7 +35,9 @@ class ImpactClassifier:
                 "position", "id"
             )
         )
-        self._rules = [(r.match, r.pattern, re.compile(fnmatch.translate(r.pattern)), r.priority, r.area_id) for r in rules]
+        self._rules = [
+            (r.match, r.pattern, re.compile(fnmatch.translate(r.pattern)), r.priority, r.area_id) for r in rules
+        ]
         self._areas_by_name = {a.name.lower(): a.pk for a in BusinessArea.objects.all()}
 
     def classify(self, nodeid: str, markers: tuple[str, ...] | list[str]) -> Classified:

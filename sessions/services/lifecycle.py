@@ -19,11 +19,13 @@ Signature statuses follow: fix deployed → ``fix_deployed``; verified → ``ver
 ``investigating``. A verified signature that shows up again is ``regressed`` (written with the run's
 summary in ``summary._write_signature_counts``; recorded in its history here).
 
-``on_run_finished`` also keeps the flakiness figures of the run's tests (``flaky.record_run``) and
-ticks the session's automatic success criteria (``criteria.evaluate_run``).
+``judge_fixes`` and ``record_regressions`` are steps of the run-completion pipeline
+(``run_completion.complete_run``).
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from django.db import transaction
 from django.db.models import F, Q
@@ -34,12 +36,11 @@ from ..models import (
     Fix,
     Outcome,
     RunSignature,
-    SignatureEvent,
     TestResult,
     TestRun,
     WorkStatus,
 )
-from . import triage
+from . import signatures
 
 
 def commit_matches(fix_sha: str, deployed_sha: str) -> bool:
@@ -55,7 +56,7 @@ def _set_status(signature_id: int, status: str, detail: str, *, unless: tuple[st
     if current is None or current == status or current in unless:
         return
     FailureSignature.objects.filter(pk=signature_id).update(status=status, version=F("version") + 1)
-    triage.record_event(signature_id, "status", f"{current} → {status} ({detail})")
+    signatures.record_event(signature_id, "status", f"{current} → {status} ({detail})")
 
 
 def _mark_deployed(fix: Fix, deployment: Deployment) -> bool:
@@ -64,7 +65,7 @@ def _mark_deployed(fix: Fix, deployment: Deployment) -> bool:
     ):
         return False  # someone else marked it
     fix.status, fix.deployment = Fix.Status.DEPLOYED, deployment
-    root = triage.root_of(fix.analysis.signature_id)
+    root = signatures.root_of(fix.analysis.signature_id)
     _set_status(
         root,
         FailureSignature.Status.FIX_DEPLOYED,
@@ -89,15 +90,13 @@ def on_deployment_succeeded(deployment: Deployment) -> list[Fix]:
     return marked
 
 
-def _deployed_at(deployment: Deployment):  # noqa: ANN202 - a datetime
+def _deployed_at(deployment: Deployment) -> datetime:
     return deployment.finished_at or deployment.started_at or deployment.created_at
 
 
 def _judging_runs(environment_id: int) -> Q:
     """Runs that may judge a fix: finished, complete, not a rerun of hand-picked tests."""
-    return Q(environment_id=environment_id, status=WorkStatus.FINISHED, incomplete=False) & ~Q(
-        scope=TestRun.Scope.SELECTED
-    )
+    return Q(environment_id=environment_id, counted=True) & ~Q(scope=TestRun.Scope.SELECTED)
 
 
 def _after(run: TestRun, deployment: Deployment) -> bool:
@@ -131,7 +130,7 @@ def _covers(run: TestRun, signature_ids: set[int], root: int) -> bool:
 def _judge(fix: Fix, run: TestRun) -> bool:
     """Give the fix its verdict from this run; False when the run cannot tell (see ``_covers``)."""
     own = fix.analysis.signature_id
-    root = triage.root_of(own)
+    root = signatures.root_of(own)
     ids = {own, root}
     still_there = RunSignature.objects.filter(run=run, signature_id__in=ids).exists()
     if not still_there and not _covers(run, ids, root):
@@ -142,10 +141,10 @@ def _judge(fix: Fix, run: TestRun) -> bool:
     fix.status, fix.verified_by = verdict, run
     if still_there:
         detail = f"fix {fix.sha[:12]} did not fix: run {run.pk} still shows it"
-        triage.record_event(root, "fix", detail)
+        signatures.record_event(root, "fix", detail)
         _set_status(root, FailureSignature.Status.INVESTIGATING, f"run {run.pk}: fix {fix.sha[:12]} did not fix")
     else:
-        triage.record_event(root, "fix", f"fix {fix.sha[:12]} verified by run {run.pk}")
+        signatures.record_event(root, "fix", f"fix {fix.sha[:12]} verified by run {run.pk}")
         _set_status(root, FailureSignature.Status.VERIFIED, f"run {run.pk}: fix {fix.sha[:12]} verified")
     return True
 
@@ -163,9 +162,14 @@ def on_fix_added(fix: Fix) -> None:
     )
     if deployment is None or not _mark_deployed(fix, deployment):
         return
+    _judge_from(fix, deployment)
+
+
+def _judge_from(fix: Fix, deployment: Deployment) -> None:
+    """Judge a deployed fix by the first counted run after its deployment that can tell."""
     since = _deployed_at(deployment)
     runs = (
-        TestRun.objects.filter(_judging_runs(environment_id))
+        TestRun.objects.filter(_judging_runs(deployment.environment_id))
         .filter(Q(deployment=deployment) | Q(started_at__gte=since) | Q(started_at__isnull=True, created_at__gte=since))
         .order_by("finished_at", "id")
     )
@@ -176,7 +180,7 @@ def on_fix_added(fix: Fix) -> None:
 
 def judge_fixes(run: TestRun) -> list[Fix]:
     """Judge the deployed fixes of the run's environment that this run is the first to be able to judge."""
-    if run.status != WorkStatus.FINISHED or run.incomplete or run.scope == TestRun.Scope.SELECTED:
+    if not run.counted or run.scope == TestRun.Scope.SELECTED:
         return []
     judged = []
     fixes = Fix.objects.filter(
@@ -189,24 +193,40 @@ def judge_fixes(run: TestRun) -> list[Fix]:
     return judged
 
 
-def _record_regressions(run: TestRun) -> None:
-    """The summary marks a verified signature that came back as regressed; say so in its history."""
-    regressed = RunSignature.objects.filter(
-        run=run, signature__status=FailureSignature.Status.REGRESSED
-    ).values_list("signature_id", flat=True)
+def record_regressions(run: TestRun) -> None:
+    """A verified signature that a counted run shows again is *regressed*; its history says so.
+
+    Only counted runs: a run against an unreachable target or one cut off by a cancel says nothing
+    about whether a fix held.
+    """
+    if not run.counted:
+        return
+    regressed = list(
+        RunSignature.objects.filter(run=run, signature__status=FailureSignature.Status.VERIFIED).values_list(
+            "signature_id", flat=True
+        )
+    )
     for signature_id in regressed:
-        last = SignatureEvent.objects.filter(signature_id=signature_id, action="status").first()
-        if last is None or "→ regressed" not in last.detail:
-            triage.record_event(signature_id, "status", f"verified → regressed (back in run {run.pk})")
+        _set_status(signature_id, FailureSignature.Status.REGRESSED, f"back in run {run.pk}")
 
 
-def on_run_finished(run: TestRun) -> list[Fix]:
-    """Called by ``summary.finish_run`` once the run's summary is written; returns the fixes it judged."""
-    from . import criteria, flaky
+def reconsider_after_counting_changed(run: TestRun) -> None:
+    """A run was excluded or included after it ended: fix verdicts follow.
 
-    triage.absorb_merged(run.pk)
-    _record_regressions(run)
-    judged = judge_fixes(run)
-    flaky.record_run(run)
-    criteria.evaluate_run(run)
-    return judged
+    Verdicts this run gave are taken back (the fix is *deployed* again, the signature *fix deployed*);
+    if the run counts now, it judges what it can; each fix taken back is judged again by the later
+    counted runs, as when it was first deployed.
+    """
+    taken_back = []
+    for fix in Fix.objects.filter(verified_by=run).select_related("analysis", "deployment"):
+        Fix.objects.filter(pk=fix.pk).update(status=Fix.Status.DEPLOYED, verified_by=None)
+        fix.status, fix.verified_by = Fix.Status.DEPLOYED, None
+        root = signatures.root_of(fix.analysis.signature_id)
+        signatures.record_event(root, "fix", f"verdict of run {run.pk} on fix {fix.sha[:12]} taken back")
+        _set_status(root, FailureSignature.Status.FIX_DEPLOYED, f"run {run.pk} no longer counts")
+        taken_back.append(fix)
+    if run.counted:
+        judge_fixes(run)
+    for fix in taken_back:
+        if fix.status == Fix.Status.DEPLOYED and fix.deployment is not None:
+            _judge_from(fix, fix.deployment)

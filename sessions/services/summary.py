@@ -7,7 +7,7 @@ rows and the signatures' counters.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from django.db import transaction
 from django.db.models import Count, Q, Sum
@@ -17,7 +17,6 @@ from ..ingest.records import RunInfo
 from ..models import (
     BusinessArea,
     FailureSignature,
-    LoopSession,
     Outcome,
     RunSignature,
     TestResult,
@@ -26,12 +25,19 @@ from ..models import (
 )
 from .aggregates import totals_after_run
 
-if TYPE_CHECKING:
-    from .ingestion import ResultWriter
+
+class StoredResults(Protocol):
+    """What the summary needs of the writer that stored a run's results (``ingestion.writer.ResultWriter``)."""
+
+    count: int
+    prioritized: bool
+
+    def metrics(self) -> dict: ...
+
 
 # pytest exit statuses that mean the run did not get to its end.
 INCOMPLETE_EXITSTATUS = {2, 3, 4}
-_COUNTED = {
+COUNT_FIELD = {
     Outcome.PASSED: "passed",
     Outcome.FAILED: "failed",
     Outcome.ERROR: "errors",
@@ -49,11 +55,11 @@ def pass_rate(passed: int, failed: int, errors: int) -> float | None:
 
 def count_outcomes(run: TestRun) -> dict[str, int]:
     """Counts by outcome from the stored rows (one GROUP BY on the run's index)."""
-    counts = dict.fromkeys(_COUNTED.values(), 0)
+    counts = dict.fromkeys(COUNT_FIELD.values(), 0)
     rows = TestResult.objects.filter(run=run).values_list("outcome").annotate(n=Count("id")).order_by()
     for outcome, n in rows:
-        if outcome in _COUNTED:
-            counts[_COUNTED[outcome]] = n
+        if outcome in COUNT_FIELD:
+            counts[COUNT_FIELD[outcome]] = n
     counts["tests"] = sum(counts.values())
     return counts
 
@@ -69,8 +75,12 @@ def apply_counts(run: TestRun, counts: dict[str, int]) -> None:
     run.pass_rate = pass_rate(run.passed, run.failed, run.errors)
 
 
-def finish_run(run: TestRun, writer: ResultWriter | None, info: RunInfo | None, *, status: str) -> TestRun:
-    """Write the run's summary once and put it in its final status."""
+def write_summary(run: TestRun, writer: StoredResults | None, info: RunInfo | None, *, status: str) -> TestRun:
+    """Write the run's summary once and put it in its final status (the first step of ``complete_run``).
+
+    Also the run's RunSignature rows and its signatures' lifetime counters, in the same transaction:
+    a page never sees a summary without them.
+    """
     with transaction.atomic():
         results = TestResult.objects.filter(run=run)
         apply_counts(run, count_outcomes(run))
@@ -103,14 +113,10 @@ def finish_run(run: TestRun, writer: ResultWriter | None, info: RunInfo | None, 
         run.summary_written = True
         run.save()
         _write_signature_counts(run)
-        LoopSession.objects.filter(pk=run.session_id).update(latest_run=run)
-    from .lifecycle import on_run_finished
-
-    on_run_finished(run)
     return run
 
 
-def _no_priorities(run: TestRun, writer: ResultWriter | None) -> bool:
+def _no_priorities(run: TestRun, writer: StoredResults | None) -> bool:
     """True when the writer stored every result of the run and none belongs to a case with a priority.
 
     ``_by_priority`` would then find no row, after joining every result to its case (a tenth of a
@@ -129,8 +135,8 @@ def _by_priority(run: TestRun) -> dict[str, dict[str, int]]:
     )
     out: dict[str, dict[str, int]] = {}
     for priority, outcome, n in rows:
-        bucket = out.setdefault(priority, dict.fromkeys(_COUNTED.values(), 0))
-        bucket[_COUNTED.get(outcome, "passed")] += n
+        bucket = out.setdefault(priority, dict.fromkeys(COUNT_FIELD.values(), 0))
+        bucket[COUNT_FIELD.get(outcome, "passed")] += n
     for bucket in out.values():
         bucket["tests"] = sum(bucket.values())
         bucket["pass_rate"] = pass_rate(bucket["passed"], bucket["failed"], bucket["errors"])
@@ -141,6 +147,7 @@ def _mrr_at_risk(run: TestRun) -> Decimal:
     """Sum over business areas with at least one failed or errored test, each area once."""
     failing_areas = (
         TestResult.objects.filter(run=run, outcome__in=(Outcome.FAILED, Outcome.ERROR), case__area__isnull=False)
+        .exclude(signature__internal=True)
         .values_list("case__area_id", flat=True)
         .distinct()
     )
@@ -153,12 +160,21 @@ def _write_signature_counts(run: TestRun) -> None:
 
     Two grouped queries and one bulk update, whatever the number of signatures.
     """
-    counted = dict(results=Count("id"), tests=Count("case_id", distinct=True), modules=Count("case__module", distinct=True))
-    rows = TestResult.objects.filter(run=run, signature__isnull=False).values("signature_id").annotate(**counted).order_by()
+    counted = dict(
+        results=Count("id"), tests=Count("case_id", distinct=True), modules=Count("case__module", distinct=True)
+    )
+    rows = (
+        TestResult.objects.filter(run=run, signature__isnull=False)
+        .values("signature_id")
+        .annotate(**counted)
+        .order_by()
+    )
     RunSignature.objects.filter(run=run).delete()
     RunSignature.objects.bulk_create(
         [
-            RunSignature(run=run, signature_id=r["signature_id"], results=r["results"], tests=r["tests"], modules=r["modules"])
+            RunSignature(
+                run=run, signature_id=r["signature_id"], results=r["results"], tests=r["tests"], modules=r["modules"]
+            )
             for r in rows
         ]
     )
@@ -179,13 +195,16 @@ def _write_signature_counts(run: TestRun) -> None:
         if sig.first_seen_run_id is None:
             sig.first_seen_run = run
             sig.first_seen_at = when
-        if sig.status == FailureSignature.Status.VERIFIED:
-            sig.status = FailureSignature.Status.REGRESSED
     FailureSignature.objects.bulk_update(
         signatures,
         [
-            "result_count", "test_count", "module_count", "last_seen_run", "last_seen_at",
-            "first_seen_run", "first_seen_at", "status",
+            "result_count",
+            "test_count",
+            "module_count",
+            "last_seen_run",
+            "last_seen_at",
+            "first_seen_run",
+            "first_seen_at",
         ],
         batch_size=500,
     )

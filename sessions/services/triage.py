@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, F, Max, Min
+from django.db.models import F
 from django.utils import timezone
 
 from ..models import (
@@ -25,15 +25,16 @@ from ..models import (
     FailureSignature,
     Fix,
     RunSignature,
-    SignatureCategory,
-    SignatureEvent,
     TestResult,
     WhyStep,
 )
+from .lifecycle import on_fix_added
+from .signatures import acting_user, record_event, recount_run_signatures, recount_signature, root_of
 
 TITLE_MAX = 300
 TEXT_MAX = 20_000
 SHA_RE = re.compile(r"^[0-9a-fA-F]{7,64}$")
+_WEB_LINK = re.compile(r"https?://[^\s\x00-\x1f\x7f]+", re.IGNORECASE)  # a fix's link
 
 
 class Invalid(ValueError):
@@ -63,16 +64,6 @@ def _text(value: object, limit: int = TEXT_MAX) -> str:
     if len(text) > limit:
         raise Invalid(f"at most {limit} characters")
     return text
-
-
-def _user(user: object) -> object | None:
-    return user if getattr(user, "is_authenticated", False) else None
-
-
-def record_event(signature_id: int, action: str, detail: str = "", user: object = None) -> SignatureEvent:
-    return SignatureEvent.objects.create(
-        signature_id=signature_id, user=_user(user), action=action, detail=detail[:500]
-    )
 
 
 # -- signatures ---------------------------------------------------------------------------------------------
@@ -111,68 +102,6 @@ def set_status(signature: FailureSignature, status: object, version: object, use
     return signature
 
 
-def root_of(signature_id: int) -> int:
-    """Follow ``merged_into`` to the signature that receives the results (cycles are refused on merge)."""
-    seen: set[int] = set()
-    current = signature_id
-    while current not in seen:
-        seen.add(current)
-        nxt = FailureSignature.objects.filter(pk=current).values_list("merged_into_id", flat=True).first()
-        if not nxt:
-            return current
-        current = nxt
-    return current
-
-
-def _recount_run_signatures(signature_id: int, run_ids: list[int]) -> None:
-    """Rewrite the RunSignature rows of one signature in the given runs from its results (set-based)."""
-    if not run_ids:
-        return
-    rows = (
-        TestResult.objects.filter(signature_id=signature_id, run_id__in=run_ids)
-        .values("run_id")
-        .annotate(results=Count("id"), tests=Count("case_id", distinct=True), modules=Count("case__module", distinct=True))
-        .order_by()
-    )
-    RunSignature.objects.filter(signature_id=signature_id, run_id__in=run_ids).delete()
-    RunSignature.objects.bulk_create(
-        [
-            RunSignature(
-                run_id=r["run_id"], signature_id=signature_id, results=r["results"], tests=r["tests"], modules=r["modules"]
-            )
-            for r in rows
-        ]
-    )
-
-
-def recount_signature(signature_id: int) -> None:
-    """A signature's lifetime counters and first/last runs, from its results and RunSignature rows."""
-    totals = TestResult.objects.filter(signature_id=signature_id).aggregate(
-        results=Count("id"), tests=Count("case_id", distinct=True), modules=Count("case__module", distinct=True)
-    )
-    span = RunSignature.objects.filter(signature_id=signature_id).aggregate(first=Min("run_id"), last=Max("run_id"))
-    fields: dict[str, object] = {
-        "result_count": totals["results"] or 0,
-        "test_count": totals["tests"] or 0,
-        "module_count": totals["modules"] or 0,
-    }
-    if span["first"] is not None:
-        from ..models import TestRun
-
-        runs = dict(TestRun.objects.filter(pk__in=[span["first"], span["last"]]).values_list("pk", "finished_at"))
-        fields.update(
-            first_seen_run_id=span["first"],
-            first_seen_at=runs.get(span["first"]),
-            last_seen_run_id=span["last"],
-            last_seen_at=runs.get(span["last"]),
-        )
-    FailureSignature.objects.filter(pk=signature_id).update(**fields)
-    # Merged results moved: the pre-aggregates (migration 0003) must follow them.
-    from .aggregates import rebuild_signature_counts
-
-    rebuild_signature_counts([signature_id])
-
-
 def merge(source: FailureSignature, target: FailureSignature, user: object) -> FailureSignature:
     """Merge ``source`` into ``target``: its results and run counts move, nothing is deleted.
 
@@ -202,7 +131,7 @@ def merge(source: FailureSignature, target: FailureSignature, user: object) -> F
         moved = TestResult.objects.filter(signature=source).update(signature=target)
         FailureSignature.objects.filter(merged_into=source).update(merged_into=target)
         RunSignature.objects.filter(signature=source).delete()
-        _recount_run_signatures(target.pk, run_ids)
+        recount_run_signatures(target.pk, run_ids)
         recount_signature(target.pk)
         FailureSignature.objects.filter(pk=source.pk).update(
             merged_into=target, result_count=0, test_count=0, module_count=0, version=F("version") + 1
@@ -212,54 +141,6 @@ def merge(source: FailureSignature, target: FailureSignature, user: object) -> F
         record_event(target.pk, "merged", f"#{source.pk} {source.title} merged in; {moved} results moved", user)
     target.refresh_from_db()
     return target
-
-
-def absorb_merged(run_id: int) -> list[int]:
-    """Move results a run wrote to a signature merged while it was running onto the merge target.
-
-    A live run resolves fingerprints once; a merge in the middle leaves its later results on the
-    merged signature. Called when the run ends: afterwards nothing points to a merged signature.
-    """
-    stray = list(
-        RunSignature.objects.filter(run_id=run_id, signature__merged_into__isnull=False).values_list(
-            "signature_id", flat=True
-        )
-    )
-    roots = []
-    for signature_id in stray:
-        root = root_of(signature_id)
-        with transaction.atomic():
-            TestResult.objects.filter(run_id=run_id, signature_id=signature_id).update(signature_id=root)
-            RunSignature.objects.filter(run_id=run_id, signature_id=signature_id).delete()
-            _recount_run_signatures(root, [run_id])
-            recount_signature(root)
-            FailureSignature.objects.filter(pk=signature_id).update(result_count=0, test_count=0, module_count=0)
-        roots.append(root)
-    return roots
-
-
-def category_for(patterns: list[tuple[int, re.Pattern]], normalized: str, sample: str) -> int | None:
-    """The first category (in position order) whose pattern matches, as ingestion assigns it."""
-    return next((pk for pk, rx in patterns if rx.search(normalized) or rx.search(sample)), None)
-
-
-def apply_categories() -> int:
-    """Label every signature again from the categories' patterns; returns how many changed."""
-    patterns = []
-    for category in SignatureCategory.objects.order_by("position", "id"):
-        try:
-            patterns.append((category.pk, re.compile(category.pattern)))
-        except re.error:
-            continue  # the model validator refuses these; an old row must not stop the others
-    changed = []
-    rows = FailureSignature.objects.only("id", "normalized", "sample_message", "category_id").order_by("pk")
-    for signature in rows.iterator(chunk_size=2000):
-        new = category_for(patterns, signature.normalized, signature.sample_message)
-        if new != signature.category_id:
-            signature.category_id = new
-            changed.append(signature)
-    FailureSignature.objects.bulk_update(changed, ["category"], batch_size=1000)
-    return len(changed)
 
 
 # -- analyses -----------------------------------------------------------------------------------------------
@@ -296,7 +177,9 @@ def _bump(analysis: Analysis, version: object, attempted: dict, **fields: object
 
 def _record(analysis: Analysis, user: object, action: str) -> AnalysisEdit:
     analysis.refresh_from_db()
-    return AnalysisEdit.objects.create(analysis=analysis, user=_user(user), action=action, snapshot=snapshot(analysis))
+    return AnalysisEdit.objects.create(
+        analysis=analysis, user=acting_user(user), action=action, snapshot=snapshot(analysis)
+    )
 
 
 def _status_after_analysis(signature: FailureSignature, analysis_status: str, user: object) -> None:
@@ -315,7 +198,7 @@ def _status_after_analysis(signature: FailureSignature, analysis_status: str, us
 def create_analysis(signature: FailureSignature, user: object, problem: object = "") -> Analysis:
     text = _text(problem) or signature.title
     with transaction.atomic():
-        analysis = Analysis.objects.create(signature=signature, problem=text, author=_user(user))
+        analysis = Analysis.objects.create(signature=signature, problem=text, author=acting_user(user))
         _record(analysis, user, "created")
         _status_after_analysis(signature, analysis.status, user)
     return analysis
@@ -437,14 +320,14 @@ def add_fix(analysis: Analysis, data: dict, user: object) -> Fix:
         raise Invalid("a commit is 7 to 64 hexadecimal digits")
     message = _text(data.get("message"), 2000)
     url = _text(data.get("url"), 200)
-    if url and not re.match(r"^https?://", url):
-        raise Invalid("the link must start with http:// or https://")
+    # Schemes are case-insensitive (RFC 3986): HTTPS:// is a web link; javascript: or data: in any case is not.
+    if url and not _WEB_LINK.fullmatch(url):
+        raise Invalid("the link must be a URL that starts with http:// or https://, without spaces")
     with transaction.atomic():
         _bump(analysis, data.get("version"), {"sha": sha, "message": message, "url": url})
-        fix = Fix.objects.create(analysis=analysis, sha=sha.lower(), message=message, url=url, author=_user(user))
+        fix = Fix.objects.create(analysis=analysis, sha=sha.lower(), message=message, url=url, author=acting_user(user))
         _record(analysis, user, f"attached fix {sha[:12]}")
         record_event(analysis.signature_id, "fix", f"fix {sha[:12]} attached to analysis {analysis.pk}", user)
-    from .lifecycle import on_fix_added
 
     on_fix_added(fix)
     return fix

@@ -14,7 +14,9 @@ already queued or running on the environment.
 from __future__ import annotations
 
 from ..models import LoopSession, TestRun
-from .runs import Refused, request_cycle, request_deploy, request_tests
+from ..validation import BIGINT_MAX, BadInput, whole_number
+from ..work.errors import Refused
+from ..work.queueing import request_cycle, request_deploy, request_tests
 
 # One exception for the service and its callers: TriggerError(message, status).
 TriggerError = Refused
@@ -36,9 +38,11 @@ def _rerun(session: LoopSession, payload: dict) -> TestRun | None:
     value = payload.get("rerun")
     if value is None or value == "":
         return None
-    if isinstance(value, bool) or not str(value).isdigit():
-        raise TriggerError(f"rerun must be a run id (a whole number), got {value!r}", 400)
-    run = TestRun.objects.filter(pk=int(value), session=session).first()
+    try:
+        pk = whole_number(value, "rerun", maximum=BIGINT_MAX)
+    except BadInput:
+        raise TriggerError(f"rerun must be a run id (a whole number), got {value!r}", 400) from None
+    run = TestRun.objects.filter(pk=pk, session=session).first()
     if run is None:
         raise TriggerError(f"no run {value} in session {session.slug}", 404)
     return run

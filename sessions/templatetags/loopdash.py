@@ -7,6 +7,8 @@ import re
 from decimal import Decimal
 
 from django import template
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
 from django.template.context import Context
 
 from .. import roles
@@ -70,7 +72,7 @@ def test_duration(value: float | None) -> str:
 
 @register.filter
 def rate_tone(run: object) -> str:
-    """A colour for a run's pass rate; incomplete runs are never green (DESIGN: never shown as green)."""
+    """A colour for a run's pass rate; an incomplete run is never shown as green (it did not run to its end)."""
     rate = _number(getattr(run, "pass_rate", None))
     if getattr(run, "incomplete", False):
         return "warn"
@@ -147,7 +149,7 @@ def number(value: float | None) -> str:
 
 
 @register.filter
-def can_annotate(user) -> bool:  # noqa: ANN001
+def can_annotate(user: AbstractBaseUser | AnonymousUser | None) -> bool:
     return bool(user is not None and roles.can_annotate(user))
 
 
@@ -168,14 +170,55 @@ def join_lines(items: object) -> str:
     return "\n".join(str(i) for i in items) if isinstance(items, list | tuple) else ""
 
 
+# -- the key-metrics table (``selectors.cycles.cycle_table``) -----------------------------------------------
+# Its cells are figures; these filters write them as the seed logs do: "88.0% (22/25)", "+12.0 pts".
+# The Markdown export writes the same text with ``cell_text`` and ``table_change``.
+
+
 @register.filter
-def split_count(cell: str) -> tuple[str, str]:
-    """"88.0% (22/25)" → ("88.0%", "22/25"), so a table can put the count under the rate."""
-    text = str(cell)
-    if text.endswith(")") and " (" in text:
-        head, _, tail = text.rpartition(" (")
-        return head, tail[:-1]
-    return text, ""
+def cell_value(cell: object, kind: str) -> str:
+    """A cell's figure: a pass rate ("88.0%"), money ("$1,200"), else a count; a dash where it has none."""
+    value = _number(getattr(cell, "value", None))
+    if value is None:
+        return DASH
+    if kind == "rate":
+        return f"{value:.1f}%"
+    if kind == "money":
+        return money(value)
+    return str(int(value))
+
+
+@register.filter
+def cell_count(cell: object) -> str:
+    """The count behind a pass rate ("22/25"), which the page writes under the rate; else nothing."""
+    executed = getattr(cell, "executed", None)
+    if executed is None or _number(getattr(cell, "value", None)) is None:
+        return ""
+    return f"{getattr(cell, 'passed', 0)}/{executed}"
+
+
+def cell_text(cell: object, kind: str) -> str:
+    """The cell as one line of text: "88.0% (22/25)"."""
+    count = cell_count(cell)
+    return f"{cell_value(cell, kind)} ({count})" if count else cell_value(cell, kind)
+
+
+@register.filter
+def table_change(row: object) -> str:
+    """From the first cycle to the last: "+12.0 pts", "−3", "+$1,200", or "eliminated" (a class fell to none)."""
+    if getattr(row, "eliminated", False):
+        return "eliminated"
+    first, last = _number(getattr(row, "first", None)), _number(getattr(row, "last", None))
+    if first is None or last is None:
+        return DASH
+    delta = last - first
+    sign = "+" if delta >= 0 else "−"
+    kind = getattr(row, "kind", "")
+    if kind == "money":
+        return f"{sign}${abs(delta):,.0f}"
+    if kind == "rate":
+        return f"{sign}{abs(delta):.1f} pts"
+    return f"{sign}{abs(delta):.0f}"
 
 
 @register.filter

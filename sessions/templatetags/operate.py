@@ -2,7 +2,7 @@
 
 The includes in ``session_detail``, ``run_detail`` and ``deployment_detail`` load this library instead
 of asking those views for context. Nothing here queries the database except for a queued run of a
-cycle (its deployment's status): the pages keep their query bounds.
+cycle (its deployment's status, read by ``selectors.operate``): the pages keep their query bounds.
 """
 
 from __future__ import annotations
@@ -11,32 +11,34 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django import template
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 
 from .. import roles
-from ..models import Deployment, TestRun, WorkStatus
+from ..models import LIVE_STATUSES, Deployment, LoopSession, TestRun, WorkStatus
+from ..selectors.operate import deployment_waited_for
 
 register = template.Library()
 
-LIVE = (WorkStatus.QUEUED, WorkStatus.RUNNING)
 FAILING = ("failed", "error")
 
 
 @register.filter
-def can_operate(user) -> bool:  # noqa: ANN001
+def can_operate(user: AbstractBaseUser | AnonymousUser | None) -> bool:
     """Operators and admins trigger deploys and runs; everyone else does not see the buttons."""
     return bool(getattr(user, "is_authenticated", False) and roles.can_operate(user))
 
 
 @register.filter
 def is_live(obj: TestRun | Deployment) -> bool:
-    return getattr(obj, "status", None) in LIVE
+    return getattr(obj, "status", None) in LIVE_STATUSES
 
 
 @register.filter
 def run_ended(run: TestRun) -> bool:
     """Ended and summarised: a cancelled run stays "live" for a second, until its worker wrote the summary."""
-    return run.status not in LIVE and bool(run.summary_written)
+    return run.status not in LIVE_STATUSES and bool(run.summary_written)
 
 
 @register.filter
@@ -96,9 +98,7 @@ def progress_of(run: TestRun, now: datetime | None = None) -> Progress:
     ]
     segments = [(css, n, round(100.0 * n / scale, 2)) for css, n in counts if n]
     percent = min(99, int(100 * run.total / expected)) if expected and run.status == WorkStatus.RUNNING else None
-    waiting_for = None
-    if run.status == WorkStatus.QUEUED and run.deployment_id:
-        waiting_for = Deployment.objects.filter(pk=run.deployment_id).only("id", "status", "revision").first()
+    waiting_for = deployment_waited_for(run) if run.status == WorkStatus.QUEUED else None
     return Progress(
         elapsed=_clock(elapsed_s),
         eta=("about " + _clock(remaining) + " left") if remaining is not None else "",
@@ -116,7 +116,7 @@ def run_progress(run: TestRun) -> Progress:
 
 
 @register.simple_tag
-def revision_choices(session) -> list[tuple[str, str, bool]]:  # noqa: ANN001
+def revision_choices(session: LoopSession) -> list[tuple[str, str, bool]]:
     """(revision, label, selected) for the Deploy form, newest first; the default revision preselected."""
     env = session.environment
     out = []

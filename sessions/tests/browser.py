@@ -46,12 +46,12 @@ def _unavailable(message: str) -> None:
     pytest.skip(message)
 
 
-def launch(playwright, executable: str):  # noqa: ANN001, ANN201
+def launch(playwright, executable: str):
     """A headless Chromium browser from Playwright's sync API."""
     return playwright.chromium.launch(executable_path=executable, args=ARGS, headless=True)
 
 
-def shot(page, name: str) -> Path:  # noqa: ANN001
+def shot(page, name: str) -> Path:
     """Save a full-page screenshot to SHOTS (for people to look at, not for assertions)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"

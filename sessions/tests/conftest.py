@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from sessions import roles  # noqa: E402  (needs Django settings; pytest-django provides them)
+from sessions import roles
 
 
 @pytest.fixture
-def make_user(db, django_user_model):  # noqa: ANN001, ANN201
-    def make(username: str, role: str | None = None, *, superuser: bool = False):  # noqa: ANN202
+def make_user(db, django_user_model):
+    def make(username: str, role: str | None = None, *, superuser: bool = False):
         from django.contrib.auth.models import Group
 
         user = django_user_model.objects.create_user(username=username, password="pw-" + username)
@@ -26,20 +26,20 @@ def make_user(db, django_user_model):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture
-def viewer(make_user):  # noqa: ANN001, ANN201
+def viewer(make_user):
     return make_user("vera", roles.VIEWER)
 
 
 @pytest.fixture
-def engineer(make_user):  # noqa: ANN001, ANN201
+def engineer(make_user):
     return make_user("erin", roles.ENGINEER)
 
 
 @pytest.fixture
-def operator(make_user):  # noqa: ANN001, ANN201
+def operator(make_user):
     return make_user("otto", roles.OPERATOR)
 
 
 @pytest.fixture
-def admin_user(make_user):  # noqa: ANN001, ANN201
+def admin_user(make_user):
     return make_user("ada", superuser=True)

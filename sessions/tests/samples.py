@@ -36,8 +36,9 @@ def reportlog(records: list[dict], *, exitstatus: int | None = 1) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def report(nodeid: str, when: str, outcome: str, *, duration: float = 0.2, longrepr=None, keywords=None,  # noqa: ANN001
-           user_properties=None) -> dict:  # noqa: ANN001
+def report(
+    nodeid: str, when: str, outcome: str, *, duration: float = 0.2, longrepr=None, keywords=None, user_properties=None
+) -> dict:
     return {
         "nodeid": nodeid,
         "location": [nodeid.split("::")[0], 1, nodeid.split("::")[-1]],
@@ -52,16 +53,26 @@ def report(nodeid: str, when: str, outcome: str, *, duration: float = 0.2, longr
     }
 
 
-def passing(nodeid: str, **kw) -> list[dict]:  # noqa: ANN003
-    return [report(nodeid, "setup", "passed", duration=0.001), report(nodeid, "call", "passed", **kw),
-            report(nodeid, "teardown", "passed", duration=0.001)]
+def passing(nodeid: str, **kw) -> list[dict]:
+    return [
+        report(nodeid, "setup", "passed", duration=0.001),
+        report(nodeid, "call", "passed", **kw),
+        report(nodeid, "teardown", "passed", duration=0.001),
+    ]
 
 
-def failing(nodeid: str, message: str, **kw) -> list[dict]:  # noqa: ANN003
-    longrepr = {"reprcrash": {"path": "x.py", "lineno": 1, "message": message},
-                "reprtraceback": {"reprentries": [], "extraline": None, "style": "long"}, "sections": [], "chain": []}
-    return [report(nodeid, "setup", "passed", duration=0.001), report(nodeid, "call", "failed", longrepr=longrepr, **kw),
-            report(nodeid, "teardown", "passed", duration=0.001)]
+def failing(nodeid: str, message: str, **kw) -> list[dict]:
+    longrepr = {
+        "reprcrash": {"path": "x.py", "lineno": 1, "message": message},
+        "reprtraceback": {"reprentries": [], "extraline": None, "style": "long"},
+        "sections": [],
+        "chain": [],
+    }
+    return [
+        report(nodeid, "setup", "passed", duration=0.001),
+        report(nodeid, "call", "failed", longrepr=longrepr, **kw),
+        report(nodeid, "teardown", "passed", duration=0.001),
+    ]
 
 
 def gz(data: bytes) -> bytes:
@@ -100,5 +111,6 @@ HOSTILE = {
     "illegal-char.xml": b'<testsuites><testsuite><testcase classname="a" name="b\x01"/></testsuite></testsuites>',
     "corrupt-line.jsonl": reportlog(passing("t.py::a"))[:-1] + b'\n{"nodeid": "t.py::b", "when": \n',
     "not-records.jsonl": b'{"foo": 1}\n[1, 2]\n',
-    "truncated.jsonl": reportlog(passing("t.py::a"), exitstatus=None) + b'{"nodeid": "t.py::b", "$report_type": "TestRe',
+    "truncated.jsonl": reportlog(passing("t.py::a"), exitstatus=None)
+    + b'{"nodeid": "t.py::b", "$report_type": "TestRe',
 }

@@ -16,11 +16,11 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def token(engineer) -> str:  # noqa: ANN001
+def token(engineer) -> str:
     return issue_token(engineer)
 
 
-def upload(client, token: str, data: bytes, name: str = "results.xml", slug: str = "ci", **extra):  # noqa: ANN001, ANN003, ANN201
+def upload(client, token: str, data: bytes, name: str = "results.xml", slug: str = "ci", **extra):
     return client.post(
         f"/api/v1/sessions/{slug}/runs",
         {"file": SimpleUploadedFile(name, data), **extra},
@@ -40,9 +40,27 @@ def test_an_upload_creates_a_run_and_returns_it(client, token):
     response = upload(client, token, samples.junit([("a", "ok", "passed"), ("a", "bad", "ws1011")]), cycle="2")
     assert response.status_code == 201
     body = response.json()
-    assert set(body) >= {"id", "session", "cycle", "status", "incomplete", "totals", "pass_rate", "duration_s",
-                         "mrr_at_risk", "signatures"}
-    assert body["totals"] == {"tests": 2, "passed": 1, "failed": 1, "errors": 0, "skipped": 0, "xfailed": 0, "xpassed": 0}
+    assert set(body) >= {
+        "id",
+        "session",
+        "cycle",
+        "status",
+        "incomplete",
+        "totals",
+        "pass_rate",
+        "duration_s",
+        "mrr_at_risk",
+        "signatures",
+    }
+    assert body["totals"] == {
+        "tests": 2,
+        "passed": 1,
+        "failed": 1,
+        "errors": 0,
+        "skipped": 0,
+        "xfailed": 0,
+        "xpassed": 0,
+    }
     assert body["cycle"] == 2 and body["session"] == "ci" and body["pass_rate"] == 50.0
     assert body["signatures"][0]["count"] == 1
 

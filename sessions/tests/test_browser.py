@@ -18,12 +18,12 @@ from sessions.tests.test_pages import Case, ingest, mixed_cases
 
 
 @pytest.fixture
-def allow_orm_beside_playwright(monkeypatch):  # noqa: ANN001, ANN201
+def allow_orm_beside_playwright(monkeypatch):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.fixture
-def loop_data(transactional_db, make_user):  # noqa: ANN001, ANN201
+def loop_data(transactional_db, make_user):
     """A user and a session of four cycles, stored through real ingestion, with impact rules."""
     from decimal import Decimal
 
@@ -53,7 +53,7 @@ def loop_data(transactional_db, make_user):  # noqa: ANN001, ANN201
 
 
 @pytest.mark.browser
-def test_login_chart_and_htmx_filter(allow_orm_beside_playwright, live_server, loop_data) -> None:  # noqa: ANN001
+def test_login_chart_and_htmx_filter(allow_orm_beside_playwright, live_server, loop_data) -> None:
     executable = require_chromium()
     from playwright.sync_api import expect, sync_playwright  # imported here: only browser tests need it
 
@@ -111,19 +111,19 @@ def test_login_chart_and_htmx_filter(allow_orm_beside_playwright, live_server, l
 # -- the helper's policy: skip on a developer machine, fail in CI ----------------------------------
 
 
-def _without_chromium(monkeypatch) -> None:  # noqa: ANN001
+def _without_chromium(monkeypatch) -> None:
     monkeypatch.setattr(browser_helper, "CHROMIUM", "/nonexistent/chromium")
     monkeypatch.setattr(browser_helper.shutil, "which", lambda name: None)
 
 
-def test_missing_chromium_skips_outside_ci(monkeypatch) -> None:  # noqa: ANN001
+def test_missing_chromium_skips_outside_ci(monkeypatch) -> None:
     _without_chromium(monkeypatch)
     monkeypatch.delenv("CI", raising=False)
     with pytest.raises(pytest.skip.Exception, match="Chromium not found"):
         require_chromium()
 
 
-def test_missing_chromium_fails_in_ci(monkeypatch) -> None:  # noqa: ANN001
+def test_missing_chromium_fails_in_ci(monkeypatch) -> None:
     _without_chromium(monkeypatch)
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI=true"):

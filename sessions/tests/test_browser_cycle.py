@@ -37,7 +37,7 @@ def test_checkout_step(i):
 
 
 @pytest.fixture
-def demo_like(transactional_db, make_user, tmp_path: Path) -> LoopSession:  # noqa: ANN001
+def demo_like(transactional_db, make_user, tmp_path: Path) -> LoopSession:
     make_user("otto", "operator")
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "test_checkout.py").write_text(textwrap.dedent(SUITE))
@@ -62,7 +62,7 @@ def demo_like(transactional_db, make_user, tmp_path: Path) -> LoopSession:  # no
     )
 
 
-def test_an_operator_runs_a_cycle_and_watches_it_finish(live_server, celery_worker, demo_like) -> None:  # noqa: ANN001, F811
+def test_an_operator_runs_a_cycle_and_watches_it_finish(live_server, celery_worker, demo_like) -> None:  # noqa: F811
     executable = require_chromium()
     from playwright.sync_api import expect, sync_playwright
 
@@ -97,7 +97,9 @@ def test_an_operator_runs_a_cycle_and_watches_it_finish(live_server, celery_work
                             shot(page, "operate-progress")
                 time.sleep(0.3)
             assert len(seen) >= 2 and seen == sorted(seen), f"progress counts seen: {seen}"
-            assert seen[-1] < TESTS
+            # All results can be stored a moment before the run is marked finished: the last count
+            # seen while running may be the whole suite.
+            assert seen[0] < seen[-1] <= TESTS
 
             # The 286 that stops the polling comes with HX-Refresh: the page shows the final summary.
             expect(page.locator("#run-summary .badge.finished")).to_be_visible(timeout=30_000)

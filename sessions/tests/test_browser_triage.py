@@ -27,7 +27,7 @@ QUESTIONS = [
 
 
 @pytest.fixture
-def signature(transactional_db, make_user) -> FailureSignature:  # noqa: ANN001
+def signature(transactional_db, make_user) -> FailureSignature:
     make_user("erin", "engineer")
     make_user("vera", "viewer")
     ingest([Case(f"test_ws_{i}", "failed", 1.2, WS) for i in range(3)] + [Case("test_ok")], cycle=1, label="cycle1")
@@ -35,7 +35,7 @@ def signature(transactional_db, make_user) -> FailureSignature:  # noqa: ANN001
     return FailureSignature.objects.get()
 
 
-def log_in(page, base: str, username: str, path: str) -> None:  # noqa: ANN001
+def log_in(page, base: str, username: str, path: str) -> None:
     page.goto(f"{base}/accounts/login/?next={path}")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", f"pw-{username}")
@@ -43,13 +43,13 @@ def log_in(page, base: str, username: str, path: str) -> None:  # noqa: ANN001
     page.wait_for_url(f"{base}{path}")
 
 
-def order_on_page(page) -> list[str]:  # noqa: ANN001
+def order_on_page(page) -> list[str]:
     return page.locator("ol.whys li.why .why-q").evaluate_all(
         "items => items.map(li => li.textContent.replace(/^\\s*Why \\d+\\s*/, '').trim())"
     )
 
 
-def test_an_engineer_writes_and_reorders_five_whys_and_a_viewer_only_reads(live_server, signature) -> None:  # noqa: ANN001
+def test_an_engineer_writes_and_reorders_five_whys_and_a_viewer_only_reads(live_server, signature) -> None:
     executable = require_chromium()
     from playwright.sync_api import expect, sync_playwright
 
@@ -81,10 +81,9 @@ def test_an_engineer_writes_and_reorders_five_whys_and_a_viewer_only_reads(live_
             page.get_by_role("button", name="Move why 1 down").focus()
             page.keyboard.press("Enter")
             expect(page.locator("ol.whys li.why").nth(1)).to_contain_text(QUESTIONS[0])
-            # The focus follows the moved why (htmx applies autofocus once the swap has settled).
-            page.wait_for_function(
-                "document.activeElement && document.activeElement.getAttribute('aria-label') === 'Move why 2 down'"
-            )
+            # The focus follows the moved why (htmx applies autofocus once the swap has settled). Asked
+            # through the locator: a wait_for_function string would be an eval, which the page's CSP refuses.
+            expect(page.get_by_role("button", name="Move why 2 down")).to_be_focused()
             page.keyboard.press("Enter")
             expect(page.locator("ol.whys li.why").nth(2)).to_contain_text(QUESTIONS[0])
             assert order_on_page(page) == [QUESTIONS[1], QUESTIONS[2], QUESTIONS[0]]
@@ -102,7 +101,13 @@ def test_an_engineer_writes_and_reorders_five_whys_and_a_viewer_only_reads(live_
             log_in(viewer_page, live_server.url, "vera", path)
             assert order_on_page(viewer_page) == [QUESTIONS[1], QUESTIONS[2], QUESTIONS[0]]
             main = viewer_page.locator("main")
-            for control in ("form", "textarea", "select", "button:not(.modebar-btn)", "input"):  # the chart's own toolbar aside
+            for control in (
+                "form",
+                "textarea",
+                "select",
+                "button:not(.modebar-btn)",
+                "input",
+            ):  # the chart's own toolbar aside
                 found = main.locator(control).evaluate_all("els => els.map(e => e.outerHTML.slice(0, 120))")
                 assert found == [], control
             expect(main).not_to_contain_text("Edit title")
@@ -128,7 +133,7 @@ def test_an_engineer_writes_and_reorders_five_whys_and_a_viewer_only_reads(live_
             browser.close()
 
 
-def test_a_stale_edit_in_the_browser_shows_the_newer_text_and_keeps_mine(live_server, signature) -> None:  # noqa: ANN001
+def test_a_stale_edit_in_the_browser_shows_the_newer_text_and_keeps_mine(live_server, signature) -> None:
     executable = require_chromium()
     from playwright.sync_api import expect, sync_playwright
 

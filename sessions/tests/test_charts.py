@@ -143,7 +143,9 @@ def test_durations_are_coloured_by_outcome_with_the_suspect_line() -> None:
 
 
 def test_a_metric_is_a_line_per_cycle_with_its_target_dashed() -> None:
-    figure = metric_figure("ws_latency_ms", [MetricPoint(1, 62.0), MetricPoint(2, None), MetricPoint(3, 42.0)], target=50)
+    figure = metric_figure(
+        "ws_latency_ms", [MetricPoint(1, 62.0), MetricPoint(2, None), MetricPoint(3, 42.0)], target=50
+    )
     line = figure["data"][0]
     assert line["x"] == [1, 2, 3] and line["y"] == [62.0, None, 42.0] and line["connectgaps"] is False
     assert figure["layout"]["shapes"][0]["y0"] == 50

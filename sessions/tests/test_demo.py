@@ -6,19 +6,19 @@ import json
 
 import pytest
 
-from sessions import demo
+from sessions.demo import loader
 from sessions.models import Analysis, Fix, LoopSession, TestRun
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def loaded():  # noqa: ANN201
-    return demo.load(lambda line: None)
+def loaded():
+    return loader.load(lambda line: None)
 
 
 def test_the_demo_replays_every_cycle_of_the_manifest(loaded):
-    manifest = json.loads((demo.RESULTS_DIR / "manifest.json").read_text())
+    manifest = json.loads((loader.RESULTS_DIR / "manifest.json").read_text())
     assert loaded.slug == "demo"
     assert loaded.cycles.count() == len(manifest["cycles"]) >= 6
     for cycle in manifest["cycles"]:
@@ -45,6 +45,6 @@ def test_the_fix_for_the_wrong_race_condition_did_not_fix(loaded):
 
 def test_loading_twice_changes_nothing(loaded):
     runs = TestRun.objects.count()
-    demo.load(lambda line: None)
+    loader.load(lambda line: None)
     assert TestRun.objects.count() == runs
     assert LoopSession.objects.filter(slug="demo").count() == 1

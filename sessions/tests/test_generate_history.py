@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db.models import Count
 
+from sessions.demo.history_suite import FAILURE_CLASSES, FLAKY
 from sessions.models import (
     Analysis,
     Deployment,
@@ -20,14 +21,13 @@ from sessions.models import (
     TestRun,
     WhyStep,
 )
-from sessions.services import history
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ARGS = {"cycles": 5, "tests": 50, "session": "hist", "flaky_rate": 0.2, "rerun_rate": 1.0, "seed": 3}
 
 
-def generate(**overrides) -> tuple[str, str]:  # noqa: ANN003
+def generate(**overrides) -> tuple[str, str]:
     out, err = io.StringIO(), io.StringIO()
     call_command("generate_history", stdout=out, stderr=err, **{**ARGS, **overrides})
     return out.getvalue(), err.getvalue()
@@ -39,7 +39,9 @@ def snapshot() -> dict:
         "runs": sorted(session.runs.values_list("label", "scope", "total", "passed", "failed", "errors")),
         "results": TestResult.objects.filter(run__session=session).count(),
         "cases": TestCase.objects.filter(environment=session.environment).count(),
-        "signatures": sorted(FailureSignature.objects.filter(environment=session.environment).values_list("title", flat=True)),
+        "signatures": sorted(
+            FailureSignature.objects.filter(environment=session.environment).values_list("title", flat=True)
+        ),
         "deployments": Deployment.objects.filter(cycle__session=session).count(),
         "fixes": sorted(Fix.objects.values_list("status", flat=True)),
     }
@@ -83,12 +85,14 @@ def test_history_through_the_ingest_path() -> None:
     # Failure classes became signatures with titles; five whys with steps; fixes judged by the lifecycle.
     titles = set(FailureSignature.objects.filter(environment=session.environment).values_list("title", flat=True))
     assert "WebSocket 1011 internal error" in titles
-    assert len(titles & {cls.title for cls in (*history.FAILURE_CLASSES, history.FLAKY)}) >= 4
+    assert len(titles & {cls.title for cls in (*FAILURE_CLASSES, FLAKY)}) >= 4
     assert WhyStep.objects.filter(analysis__signature__environment=session.environment).count() >= 10
     statuses = list(Fix.objects.values_list("status", flat=True))
     assert statuses.count(Fix.Status.DID_NOT_FIX) == 1 and Fix.Status.VERIFIED in statuses
     assert Analysis.objects.filter(status=Analysis.Status.REFUTED).count() == 1
-    assert FailureSignature.objects.get(title="WebSocket 1011 internal error").status == FailureSignature.Status.REGRESSED
+    assert (
+        FailureSignature.objects.get(title="WebSocket 1011 internal error").status == FailureSignature.Status.REGRESSED
+    )
 
     # Flaky tests: the same test passes and fails on one revision (the run and its rerun).
     flips = (

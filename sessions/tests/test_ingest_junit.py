@@ -1,4 +1,4 @@
-"""JUnit XML parsing: the counting rules of DESIGN.md, identities, dialects, streaming."""
+"""JUnit XML parsing: the counting rules (docs/INGESTION.md, Counting), identities, dialects, streaming."""
 
 from __future__ import annotations
 
@@ -580,7 +580,7 @@ def test_the_expat_parser_refuses_dtds_by_itself(prolog: str, monkeypatch: pytes
     from sessions.ingest import junit
     from sessions.ingest.source import Source
 
-    monkeypatch.setattr(junit, "_read_prolog", lambda src: src.read())
+    monkeypatch.setattr(junit, "read_prolog", lambda src, roots, expected: src.read())
     data = (prolog + '<testsuites><testcase classname="c" name="&x;"/></testsuites>').encode()
     with pytest.raises(IngestError, match="DTDs and entity declarations are refused"):
         list(junit._parse_expat(Source(io.BytesIO(data), "x.xml", 1 << 20), RunInfo()))
@@ -606,7 +606,7 @@ def test_a_deep_stream_that_cannot_be_read_twice_is_refused_clearly() -> None:
 
 @pytest.mark.django_db
 def test_ten_thousand_nested_suites_are_stored() -> None:
-    from sessions.services.ingestion import ingest_file
+    from sessions.services.ingestion.upload import ingest_file
 
     run = ingest_file(io.BytesIO(deep_suites(10_000)), "deep.xml", session_slug="deep").run
     assert (run.total, run.passed, run.failed) == (10_001, 10_000, 1)

@@ -19,8 +19,10 @@ from django.db import IntegrityError, connection
 from sessions.ingest import parse
 from sessions.ingest.records import IngestError, Outcome, ParsedResult
 from sessions.models import Environment, LoopSession, TestCase, TestResult, TestRun, identity_hash
-from sessions.services import ingestion
-from sessions.services.ingestion import ResultWriter, ingest_file, resolve_cycle
+from sessions.services.ingestion import copy_storage, state
+from sessions.services.ingestion.cycles import resolve_cycle
+from sessions.services.ingestion.upload import ingest_file
+from sessions.services.ingestion.writer import ResultWriter
 
 from . import samples
 
@@ -29,7 +31,9 @@ ON_POSTGRES = pytest.mark.skipif("connection.vendor != 'postgresql'", reason="th
 
 
 def ingest(data: bytes, name: str = "results.xml", slug: str = "s", environment: str | None = None) -> TestRun:
-    return ingest_file(io.BytesIO(data), name, session_slug=slug, environment_name=environment).run
+    return ingest_file(
+        io.BytesIO(data), name, session_slug=slug, environment_name=environment, create_environment=True
+    ).run
 
 
 def stored(run: TestRun) -> list[tuple]:
@@ -50,7 +54,7 @@ def expected(data: bytes, name: str) -> list[tuple]:
     return out
 
 
-ODD = "tab\there, newline\nthere, cr\rhere, back\\slash, \\N, quote\" and ü"
+ODD = 'tab\there, newline\nthere, cr\rhere, back\\slash, \\N, quote" and ü'
 
 
 def test_odd_text_is_stored_exactly_as_parsed() -> None:
@@ -110,7 +114,7 @@ def many(n: int, *, distinct: int | None = None) -> bytes:
 
 
 def test_batches_repeat_identities_without_duplicating_cases(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ingestion, "BATCH_SIZE", 7)
+    monkeypatch.setattr(state, "BATCH_SIZE", 7)
     data = many(60, distinct=25)
     run = ingest(data)
     assert (run.total, run.failed) == (60, 6)
@@ -120,9 +124,9 @@ def test_batches_repeat_identities_without_duplicating_cases(monkeypatch: pytest
 
 @pytest.mark.parametrize("preload", [True, False], ids=["environment-read-once", "asked-batch-by-batch"])
 def test_a_second_file_finds_the_cases_of_the_first(preload: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ingestion, "BATCH_SIZE", 9)
+    monkeypatch.setattr(state, "BATCH_SIZE", 9)
     if not preload:
-        monkeypatch.setattr(ingestion, "PRELOAD_LIMIT", 0)
+        monkeypatch.setattr(copy_storage, "PRELOAD_LIMIT", 0)
     first = ingest(many(40))
     ids = dict(TestCase.objects.values_list("nodeid", "id"))
     second = ingest(many(50))  # ten more tests, and a different file
@@ -156,19 +160,19 @@ def results(names: list[str], *, fail_at: int | None = None) -> Iterator[ParsedR
 
 
 def test_an_add_that_fails_half_way_stores_nothing_and_forgets_its_cases(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ingestion, "BATCH_SIZE", 4)
+    monkeypatch.setattr(state, "BATCH_SIZE", 4)
     writer = writer_for()
     names = [f"test_{i}" for i in range(11)]
     with pytest.raises(IngestError):
         writer.add(results(names, fail_at=9))
     assert (TestCase.objects.count(), TestResult.objects.count(), writer.count) == (0, 0, 0)
-    assert writer.case_ids == {} and writer.signature_ids == {}
+    assert writer.state.case_ids == {} and writer.state.signature_ids == {}
     assert writer.add(results(names)) == 11
     assert (TestCase.objects.count(), TestResult.objects.count(), writer.count) == (11, 11, 11)
 
 
 def test_a_case_created_by_someone_else_meanwhile_is_found_on_the_retry() -> None:
-    """The live run's retry (runs.RunExecution.store): the first add fails whole, the second finds the case."""
+    """The live run's retry (run_execution.RunExecution.store): the first add fails whole, the second finds the case."""
     writer = writer_for()
     writer.add(results(["test_0"]))  # the environment is now read once and known
     other = TestCase.objects.get()
@@ -189,11 +193,11 @@ def counting_statements() -> Iterator[list[str]]:
     seen: list[str] = []
     execute, copy = psycopg.Cursor.execute, psycopg.Cursor.copy
 
-    def counted_execute(self, query, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def counted_execute(self, query, *args, **kwargs):
         seen.append(str(query)[:60])
         return execute(self, query, *args, **kwargs)
 
-    def counted_copy(self, statement, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def counted_copy(self, statement, *args, **kwargs):
         seen.append(str(statement)[:60])
         return copy(self, statement, *args, **kwargs)
 
@@ -206,7 +210,7 @@ def counting_statements() -> Iterator[list[str]]:
 
 @ON_POSTGRES
 def test_statements_grow_with_batches_not_with_results(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ingestion, "BATCH_SIZE", 100)
+    monkeypatch.setattr(state, "BATCH_SIZE", 100)
     counts = {}
     for n in (100, 1000, 2000):
         with counting_statements() as seen:
@@ -224,7 +228,7 @@ def test_memory_stays_flat_as_files_grow(monkeypatch: pytest.MonkeyPatch) -> Non
 
     The same 1,500 tests run again and again: only the case cache grows with distinct tests (by design).
     """
-    monkeypatch.setattr(ingestion, "BATCH_SIZE", 2000)
+    monkeypatch.setattr(state, "BATCH_SIZE", 2000)
     peaks = []
     for n in (6000, 18000):
         data = many(n, distinct=1500)

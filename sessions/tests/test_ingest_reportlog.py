@@ -1,4 +1,4 @@
-"""pytest report-log parsing: combining phases (DESIGN.md, Counting rules), xdist, longrepr shapes."""
+"""pytest report-log parsing: combining phases (docs/INGESTION.md, Counting), xdist, longrepr shapes."""
 
 from __future__ import annotations
 

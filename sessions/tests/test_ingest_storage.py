@@ -8,17 +8,32 @@ from decimal import Decimal
 import pytest
 from django.apps import apps
 from django.core.management import call_command
+from django.db import connection
 
-from sessions.ingest.records import IngestError
-from sessions.models import BusinessArea, FailureSignature, ImpactRule, LoopSession, TestCase, TestResult, TestRun
-from sessions.services.ingestion import ingest_file
+from sessions.ingest.records import IngestError, Outcome, ParsedResult
+from sessions.models import (
+    BusinessArea,
+    Environment,
+    FailureSignature,
+    ImpactRule,
+    LoopSession,
+    SignatureCategory,
+    TestCase,
+    TestResult,
+    TestRun,
+)
+from sessions.services.ingestion.copy_storage import CopyStorage
+from sessions.services.ingestion.cycles import resolve_cycle
+from sessions.services.ingestion.orm_storage import OrmStorage
+from sessions.services.ingestion.upload import ingest_file
+from sessions.services.ingestion.writer import ResultWriter
 
 from . import samples
 
 pytestmark = pytest.mark.django_db
 
 
-def ingest(data: bytes, name: str = "results.xml", slug: str = "s", **kw) -> TestRun:  # noqa: ANN003
+def ingest(data: bytes, name: str = "results.xml", slug: str = "s", **kw) -> TestRun:
     return ingest_file(io.BytesIO(data), name, session_slug=slug, **kw).run
 
 
@@ -30,9 +45,13 @@ def row_counts() -> dict[str, int]:
 def test_it_counts_a_junit_file_from_elements_not_attributes():
     run = ingest(
         samples.junit(
-            [("tests.test_a.TestX", "test_ok", "passed"), ("tests.test_a.TestX", "test_bad", "failed"),
-             ("tests.test_a", "test_err", "error"), ("tests.test_a", "test_skip", "skipped"),
-             ("tests.test_a", "test_xf", "xfailed")]
+            [
+                ("tests.test_a.TestX", "test_ok", "passed"),
+                ("tests.test_a.TestX", "test_bad", "failed"),
+                ("tests.test_a", "test_err", "error"),
+                ("tests.test_a", "test_skip", "skipped"),
+                ("tests.test_a", "test_xf", "xfailed"),
+            ]
         )
     )
     assert (run.total, run.passed, run.failed, run.errors, run.skipped, run.xfailed) == (5, 1, 1, 1, 1, 1)
@@ -109,7 +128,9 @@ def test_mrr_at_risk_counts_each_failing_area_once():
 
 def test_priority_and_area_come_from_markers():
     BusinessArea.objects.create(name="events", mrr=Decimal("42000"))
-    records = samples.failing("t.py::test_e", "AssertionError: no event", keywords={"p1": 1, "area_events": 1, "t.py": 1})
+    records = samples.failing(
+        "t.py::test_e", "AssertionError: no event", keywords={"p1": 1, "area_events": 1, "t.py": 1}
+    )
     run = ingest(samples.reportlog(records), "r.jsonl")
     case = TestCase.objects.get()
     assert case.priority == "P1" and case.area.name == "events"
@@ -209,3 +230,95 @@ def test_ten_thousand_nested_suites_are_stored():
     data += b"</testsuite>" * depth + b"</testsuites>"
     run = ingest(data, "deep.xml")
     assert run.total == run.passed == 1
+
+
+def engine_results() -> list[ParsedResult]:
+    """What the two engines format differently: COPY escapes, NUL, lone surrogates, markers, properties."""
+    return [
+        ParsedResult("t.py::test_fast", "test_fast", "t.py", Outcome.PASSED, 0.001),
+        ParsedResult(
+            "t.py::test_odd[tab\there]",
+            "test_odd[tab\there]",
+            "t.py",
+            Outcome.FAILED,
+            1.5,
+            message="E: back\\slash\nnew\rline \\N",
+            details="trace with \x00 and \ud800",
+            error_type="E",
+            phase="call",
+            markers=("p1", "area_chat"),
+            properties={"ws_latency_ms": "12.5", "k\x00": "v\ud800"},
+        ),
+        ParsedResult(
+            "no_file_test",
+            "",
+            "",
+            Outcome.ERROR,
+            None,
+            message="RuntimeError: boom",
+            error_type="RuntimeError",
+            phase="setup",
+        ),
+        ParsedResult("t.py::test_skip", "test_skip", "t.py", Outcome.SKIPPED, 0.0, message="needs GPU"),
+        ParsedResult(
+            "t.py::test_\u00fc\ud800",
+            "test_\u00fc\ud800",
+            "t.py",
+            Outcome.FAILED,
+            2.0,
+            message="E: boom",
+            error_type="E",
+            properties={"ws_latency_ms": "20"},
+        ),
+    ]
+
+
+def stored_by(run: TestRun) -> list[tuple]:
+    rows = TestResult.objects.filter(run=run).select_related("case", "case__area", "signature__category")
+    return [
+        (r.case.nodeid, r.case.nodeid_hash, r.case.name, r.case.file, r.case.module, r.case.priority,
+         r.case.area.name if r.case.area else None, r.case.markers, r.outcome, r.duration, r.suspect, r.phase,
+         r.message, r.details, r.properties,
+         r.signature and (r.signature.fingerprint, r.signature.title, r.signature.error_type, r.signature.normalized,
+                          r.signature.sample_message, r.signature.category and r.signature.category.name))
+        for r in rows.order_by("case__nodeid")
+    ]  # fmt: skip
+
+
+def test_both_storage_engines_store_the_same_rows() -> None:
+    """The ORM engine (SQLite's) against the database's own, in one run: on PostgreSQL that is COPY."""
+    BusinessArea.objects.create(name="chat", mrr=Decimal("1000"))
+    SignatureCategory.objects.create(name="assertions", pattern=r"^E\b", position=0)
+    seen = {}
+    for name in ("default", "orm"):
+        env = Environment.objects.create(name=f"env-{name}")
+        session = LoopSession.objects.create(environment=env, slug=name, title=name)
+        run = TestRun.objects.create(session=session, cycle=resolve_cycle(session, None), environment=env)
+        writer = ResultWriter(run)
+        if name == "orm":
+            writer.storage = OrmStorage(writer.state)
+        else:
+            assert isinstance(writer.storage, CopyStorage if connection.vendor == "postgresql" else OrmStorage)
+        assert writer.add(engine_results()[:2]) + writer.add(engine_results()[2:]) == 5  # two calls, as a live run
+        assert writer.count == 5 and writer.prioritized
+        seen[name] = (stored_by(run), writer.metrics())
+    assert seen["default"] == seen["orm"]
+    rows, metrics = seen["default"]
+    assert metrics == {"ws_latency_ms": 16.25}
+    odd = next(r for r in rows if "tab" in r[0])
+    assert odd[0] == "t.py::test_odd[tab\there]" and odd[12] == "E: back\\slash\nnew\rline \\N"
+    replaced = "\ufffd" * 3  # a lone surrogate: its three bytes, each replaced
+    assert odd[13] == f"trace with \ufffd and {replaced}"
+    assert odd[14] == {"ws_latency_ms": "12.5", "k\ufffd": f"v{replaced}"}
+    assert (odd[5], odd[6], odd[10]) == ("P1", "chat", False)
+    assert odd[15][5] == "assertions"
+    assert next(r for r in rows if r[0] == "t.py::test_fast")[10]  # 0.001 s on an end-to-end environment: suspect
+
+
+def test_a_category_whose_pattern_no_longer_compiles_does_not_stop_an_upload() -> None:
+    """A row saved before the model validator existed is skipped; the other categories still label."""
+    SignatureCategory.objects.create(name="old", pattern="(unclosed", position=0)
+    SignatureCategory.objects.create(name="assertions", pattern="(?i)assertionerror", position=1)
+    run = ingest(samples.junit([("tests.test_a", "test_bad", "failed")]))
+    assert run.failed == 1
+    assert FailureSignature.objects.get().category.name == "assertions"

@@ -1,6 +1,6 @@
 """The fix lifecycle on real ingested runs: deployed, then verified or "did not fix"; verified, then regressed.
 
-Every run is JUnit bytes through ``ingest_file`` (so ``finish_run`` calls ``on_run_finished`` as in
+Every run is JUnit bytes through ``ingest_file`` (so ``complete_run`` runs every step as in
 production); deployments are rows marked succeeded the way the worker does, through
 ``on_deployment_succeeded``.
 """
@@ -40,7 +40,7 @@ def suite(*, broken: bool, extra_passing: int = 4, name_prefix: str = "test_ws")
     return cases
 
 
-def deploy(env: Environment, revision: str, commit: str, *, cycle=None) -> Deployment:  # noqa: ANN001
+def deploy(env: Environment, revision: str, commit: str, *, cycle=None) -> Deployment:
     now = timezone.now()
     deployment = Deployment.objects.create(
         environment=env, cycle=cycle, revision=revision, commit_sha=commit, status=WorkStatus.SUCCEEDED,
@@ -57,7 +57,7 @@ def analysed(signature: FailureSignature, sha: str = FIX_SHA) -> Fix:
     return triage.add_fix(analysis, {"version": analysis.version, "sha": sha, "message": "fix the race"}, None)
 
 
-def refreshed(*objects):  # noqa: ANN002, ANN201
+def refreshed(*objects):
     for obj in objects:
         obj.refresh_from_db()
     return objects
@@ -76,7 +76,7 @@ def signature(broken_run: TestRun) -> FailureSignature:
 # -- the three paths ---------------------------------------------------------------------------------------
 
 
-def test_deployed_then_verified(broken_run, signature) -> None:  # noqa: ANN001
+def test_deployed_then_verified(broken_run, signature) -> None:
     fix = analysed(signature)
     assert fix.status == Fix.Status.PENDING
     deployment = deploy(broken_run.environment, "r2", FIX_SHA[:9])
@@ -92,7 +92,7 @@ def test_deployed_then_verified(broken_run, signature) -> None:  # noqa: ANN001
     assert SignatureEvent.objects.filter(signature=signature, detail__contains=f"verified by run {after.pk}").exists()
 
 
-def test_deployed_then_did_not_fix(broken_run, signature) -> None:  # noqa: ANN001
+def test_deployed_then_did_not_fix(broken_run, signature) -> None:
     """The seeds' fix for the wrong race condition: deployed, and the next run still fails with 1011."""
     fix = analysed(signature)
     deploy(broken_run.environment, "r2", FIX_SHA)
@@ -104,7 +104,7 @@ def test_deployed_then_did_not_fix(broken_run, signature) -> None:  # noqa: ANN0
     assert SignatureEvent.objects.filter(signature=signature, detail__contains="did not fix").exists()
 
 
-def test_verified_then_regressed(broken_run, signature) -> None:  # noqa: ANN001
+def test_verified_then_regressed(broken_run, signature) -> None:
     fix = analysed(signature)
     deploy(broken_run.environment, "r2", FIX_SHA)
     ingest(suite(broken=False), cycle=2, label="cycle2")
@@ -122,10 +122,12 @@ def test_verified_then_regressed(broken_run, signature) -> None:  # noqa: ANN001
 # -- what counts as "the first run after the deployment" ---------------------------------------------------
 
 
-def test_runs_before_the_deployment_do_not_judge(broken_run, signature) -> None:  # noqa: ANN001
+def test_runs_before_the_deployment_do_not_judge(broken_run, signature) -> None:
     fix = analysed(signature)
     env = broken_run.environment
-    deployment = Deployment.objects.create(environment=env, revision="r2", commit_sha=FIX_SHA, status=WorkStatus.RUNNING)
+    deployment = Deployment.objects.create(
+        environment=env, revision="r2", commit_sha=FIX_SHA, status=WorkStatus.RUNNING
+    )
     ingest(suite(broken=False), cycle=2, label="while deploying")  # started before the deploy finished
     Deployment.objects.filter(pk=deployment.pk).update(status=WorkStatus.SUCCEEDED, finished_at=timezone.now())
     deployment.refresh_from_db()
@@ -137,11 +139,13 @@ def test_runs_before_the_deployment_do_not_judge(broken_run, signature) -> None:
     assert fix.status == Fix.Status.VERIFIED and fix.verified_by == judged_by
 
 
-def test_a_run_queued_with_its_cycles_deploy_judges_even_though_created_first(broken_run, signature) -> None:  # noqa: ANN001
+def test_a_run_queued_with_its_cycles_deploy_judges_even_though_created_first(broken_run, signature) -> None:
     """Run cycle queues the deploy and the run together: the run row is older than the deploy's end."""
     fix = analysed(signature)
     env = broken_run.environment
-    deployment = Deployment.objects.create(environment=env, revision="r2", commit_sha=FIX_SHA, status=WorkStatus.RUNNING)
+    deployment = Deployment.objects.create(
+        environment=env, revision="r2", commit_sha=FIX_SHA, status=WorkStatus.RUNNING
+    )
     run = ingest(suite(broken=False), cycle=2, label="queued with the deploy")
     TestRun.objects.filter(pk=run.pk).update(deployment=deployment, started_at=timezone.now() - timedelta(hours=1))
     Deployment.objects.filter(pk=deployment.pk).update(status=WorkStatus.SUCCEEDED, finished_at=timezone.now())
@@ -153,7 +157,7 @@ def test_a_run_queued_with_its_cycles_deploy_judges_even_though_created_first(br
     assert fix.status == Fix.Status.VERIFIED and fix.verified_by == run
 
 
-def test_a_run_without_the_signatures_tests_waits_for_one_that_has_them(broken_run, signature) -> None:  # noqa: ANN001
+def test_a_run_without_the_signatures_tests_waits_for_one_that_has_them(broken_run, signature) -> None:
     """A P1-only run after the deploy ran none of the failing tests: it cannot show the failure is gone."""
     fix = analysed(signature)
     deploy(broken_run.environment, "r2", FIX_SHA)
@@ -165,7 +169,7 @@ def test_a_run_without_the_signatures_tests_waits_for_one_that_has_them(broken_r
     assert fix.status == Fix.Status.VERIFIED and fix.verified_by == full
 
 
-def test_a_partial_run_that_still_shows_the_failure_says_did_not_fix(broken_run, signature) -> None:  # noqa: ANN001
+def test_a_partial_run_that_still_shows_the_failure_says_did_not_fix(broken_run, signature) -> None:
     fix = analysed(signature)
     deploy(broken_run.environment, "r2", FIX_SHA)
     ingest(suite(broken=True)[:1], cycle=2, label="one test")
@@ -173,7 +177,7 @@ def test_a_partial_run_that_still_shows_the_failure_says_did_not_fix(broken_run,
     assert fix.status == Fix.Status.DID_NOT_FIX
 
 
-def test_selected_reruns_and_incomplete_runs_do_not_judge(broken_run, signature) -> None:  # noqa: ANN001
+def test_selected_reruns_and_incomplete_runs_do_not_judge(broken_run, signature) -> None:
     fix = analysed(signature)
     deploy(broken_run.environment, "r2", FIX_SHA)
     selected = ingest(suite(broken=False)[:3], cycle=2, label="selected")
@@ -181,12 +185,12 @@ def test_selected_reruns_and_incomplete_runs_do_not_judge(broken_run, signature)
     selected.refresh_from_db()
     Fix.objects.filter(pk=fix.pk).update(status=Fix.Status.DEPLOYED, verified_by=None)
     assert lifecycle.judge_fixes(selected) == []
-    TestRun.objects.filter(pk=selected.pk).update(scope=TestRun.Scope.ALL, incomplete=True)
+    TestRun.objects.filter(pk=selected.pk).update(scope=TestRun.Scope.ALL, incomplete=True, counted=False)
     selected.refresh_from_db()
     assert lifecycle.judge_fixes(selected) == []
 
 
-def test_a_fix_recorded_after_its_deploy_and_run_is_judged_at_once(broken_run, signature) -> None:  # noqa: ANN001
+def test_a_fix_recorded_after_its_deploy_and_run_is_judged_at_once(broken_run, signature) -> None:
     env = broken_run.environment
     deploy(env, "r2", FIX_SHA)
     after = ingest(suite(broken=False), cycle=2, label="cycle2")
@@ -195,7 +199,7 @@ def test_a_fix_recorded_after_its_deploy_and_run_is_judged_at_once(broken_run, s
     assert fix.status == Fix.Status.VERIFIED and fix.verified_by == after
 
 
-def test_a_fix_is_judged_once_even_when_two_runs_finish(broken_run, signature) -> None:  # noqa: ANN001
+def test_a_fix_is_judged_once_even_when_two_runs_finish(broken_run, signature) -> None:
     fix = analysed(signature)
     deploy(broken_run.environment, "r2", FIX_SHA)
     first = ingest(suite(broken=True), cycle=2, label="a")
@@ -205,8 +209,10 @@ def test_a_fix_is_judged_once_even_when_two_runs_finish(broken_run, signature) -
     assert lifecycle.judge_fixes(second) == []
 
 
-def test_a_fix_on_a_merged_signature_is_judged_on_its_target(broken_run, signature) -> None:  # noqa: ANN001
-    other_run = ingest([Case("test_ws_x", "failed", 1.0, "ConnectionClosedError: received 1011 on connect")], cycle=1, label="b")
+def test_a_fix_on_a_merged_signature_is_judged_on_its_target(broken_run, signature) -> None:
+    other_run = ingest(
+        [Case("test_ws_x", "failed", 1.0, "ConnectionClosedError: received 1011 on connect")], cycle=1, label="b"
+    )
     other = FailureSignature.objects.get(run_counts__run=other_run)
     fix = analysed(other)
     triage.merge(other, signature, None)
@@ -216,7 +222,7 @@ def test_a_fix_on_a_merged_signature_is_judged_on_its_target(broken_run, signatu
     assert fix.status == Fix.Status.DID_NOT_FIX
 
 
-def test_deployments_of_another_environment_or_commit_do_not_count(broken_run, signature) -> None:  # noqa: ANN001
+def test_deployments_of_another_environment_or_commit_do_not_count(broken_run, signature) -> None:
     fix = analysed(signature)
     elsewhere = Environment.objects.create(name="production")
     deploy(elsewhere, "r2", FIX_SHA)
@@ -244,9 +250,9 @@ def test_short_and_long_forms_of_a_commit_match(fix_sha: str, deployed: str, mat
 
 
 def test_the_demo_shows_the_wrong_race_condition_fix_as_did_not_fix() -> None:
-    from sessions import demo
+    from sessions.demo import loader
 
-    demo.load(lambda line: None)
+    loader.load(lambda line: None)
     wrong = Fix.objects.get(analysis__status=Analysis.Status.REFUTED)
     assert wrong.status == Fix.Status.DID_NOT_FIX
     signature = wrong.analysis.signature

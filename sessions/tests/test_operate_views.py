@@ -18,16 +18,17 @@ from django.utils import timezone
 
 from sessions.ingest.records import Outcome, ParsedResult
 from sessions.models import Deployment, Environment, LoopSession, TestCase, TestRun, WorkStatus
-from sessions.services import runs
-from sessions.services.ingestion import ResultWriter, resolve_cycle
-from sessions.services.summary import finish_run
+from sessions.services.ingestion.cycles import resolve_cycle
+from sessions.services.ingestion.writer import ResultWriter
+from sessions.services.run_completion import complete_run
 from sessions.services.tokens import issue_token
+from sessions.work import queueing
 
 HX = {"HX-Request": "true"}
 
 
 @pytest.fixture
-def session(db) -> LoopSession:  # noqa: ANN001
+def session(db) -> LoopSession:
     env = Environment.objects.create(
         name="staging",
         working_dir="examples/staging",
@@ -56,7 +57,7 @@ def finished_run(session: LoopSession, outcomes: dict[str, str]) -> TestRun:
         )
         for name, outcome in outcomes.items()
     )  # fmt: skip
-    return finish_run(run, writer, None, status=WorkStatus.FINISHED)
+    return complete_run(run, writer=writer, status=WorkStatus.FINISHED)
 
 
 @pytest.fixture
@@ -85,7 +86,7 @@ def deployment(session: LoopSession) -> Deployment:
 # -- who may ---------------------------------------------------------------------------------------------------
 
 
-def test_anonymous_users_are_sent_to_log_in(client, session, run, deployment) -> None:  # noqa: ANN001
+def test_anonymous_users_are_sent_to_log_in(client, session, run, deployment) -> None:
     for url in [*action_urls(session, run, deployment), f"/runs/{run.pk}/progress/", f"/runs/{run.pk}/log/"]:
         response = client.post(url) if not url.endswith(("progress/", "log/")) else client.get(url)
         assert response.status_code == 302 and response["Location"].startswith("/accounts/login/"), url
@@ -93,7 +94,7 @@ def test_anonymous_users_are_sent_to_log_in(client, session, run, deployment) ->
 
 
 @pytest.mark.parametrize("role", ["viewer", "engineer"])
-def test_viewers_and_engineers_get_403_on_every_action(client, request, role, session, run, deployment) -> None:  # noqa: ANN001
+def test_viewers_and_engineers_get_403_on_every_action(client, request, role, session, run, deployment) -> None:
     client.force_login(request.getfixturevalue(role))
     for url in action_urls(session, run, deployment):
         assert client.post(url, {"revision": "r2", "scope": "failed"}).status_code == 403, url
@@ -102,7 +103,7 @@ def test_viewers_and_engineers_get_403_on_every_action(client, request, role, se
 
 
 @pytest.mark.parametrize("role", ["viewer", "engineer"])
-def test_only_operators_see_the_buttons(client, request, role, operator, session, run) -> None:  # noqa: ANN001
+def test_only_operators_see_the_buttons(client, request, role, operator, session, run) -> None:
     client.force_login(request.getfixturevalue(role))
     page = client.get(f"/sessions/{session.slug}/").content.decode()
     assert "Run cycle" not in page and "operate-controls" not in page
@@ -123,7 +124,7 @@ def test_only_operators_see_the_buttons(client, request, role, operator, session
 
 def test_deploy_queues_a_deployment_in_a_new_cycle(
     client, operator, session, django_capture_on_commit_callbacks
-) -> None:  # noqa: ANN001
+) -> None:
     client.force_login(operator)
     with django_capture_on_commit_callbacks() as callbacks:
         response = client.post(f"/sessions/{session.slug}/deploy/", {"revision": "r2"})
@@ -135,7 +136,7 @@ def test_deploy_queues_a_deployment_in_a_new_cycle(
     assert len(callbacks) == 1  # tasks.deploy.delay_on_commit
 
 
-def test_a_second_deploy_is_refused_while_one_is_live(client, operator, session, deployment) -> None:  # noqa: ANN001
+def test_a_second_deploy_is_refused_while_one_is_live(client, operator, session, deployment) -> None:
     client.force_login(operator)
     response = client.post(f"/sessions/{session.slug}/deploy/", {"revision": "r2"})
     assert response.status_code == 409
@@ -146,7 +147,7 @@ def test_a_second_deploy_is_refused_while_one_is_live(client, operator, session,
     assert Deployment.objects.count() == 1 and not TestRun.objects.exists()
 
 
-def test_an_unknown_revision_is_refused(client, operator, session) -> None:  # noqa: ANN001
+def test_an_unknown_revision_is_refused(client, operator, session) -> None:
     client.force_login(operator)
     response = client.post(f"/sessions/{session.slug}/deploy/", {"revision": "r9"})
     assert response.status_code == 400 and "unknown revision &#x27;r9&#x27;" in response.content.decode()
@@ -154,7 +155,7 @@ def test_an_unknown_revision_is_refused(client, operator, session) -> None:  # n
 
 def test_run_cycle_queues_a_deploy_and_a_run_that_waits_for_it(
     client, operator, session, django_capture_on_commit_callbacks
-) -> None:  # noqa: ANN001
+) -> None:
     client.force_login(operator)
     with django_capture_on_commit_callbacks() as callbacks:
         response = client.post(f"/sessions/{session.slug}/run-cycle/", {"revision": "r2"}, headers=HX)
@@ -169,7 +170,7 @@ def test_run_cycle_queues_a_deploy_and_a_run_that_waits_for_it(
     assert f"deployment {run.deployment_id}" in progress.content.decode()
 
 
-def test_run_tests_joins_the_latest_cycle(client, operator, session, run) -> None:  # noqa: ANN001
+def test_run_tests_joins_the_latest_cycle(client, operator, session, run) -> None:
     client.force_login(operator)
     response = client.post(f"/sessions/{session.slug}/run-tests/")
     new = TestRun.objects.latest("pk")
@@ -177,7 +178,7 @@ def test_run_tests_joins_the_latest_cycle(client, operator, session, run) -> Non
     assert new.cycle == run.cycle and new.scope == TestRun.Scope.ALL and new.status == WorkStatus.QUEUED
 
 
-def test_rerun_failed_selects_the_failed_and_errored_tests(client, operator, run) -> None:  # noqa: ANN001
+def test_rerun_failed_selects_the_failed_and_errored_tests(client, operator, run) -> None:
     client.force_login(operator)
     client.post(f"/runs/{run.pk}/rerun/", {"scope": "failed"})
     rerun = TestRun.objects.latest("pk")
@@ -186,7 +187,7 @@ def test_rerun_failed_selects_the_failed_and_errored_tests(client, operator, run
     assert names == {"test_chat", "test_stream"}
 
 
-def test_rerun_this_test_takes_a_stored_case_id(client, operator, session, run) -> None:  # noqa: ANN001
+def test_rerun_this_test_takes_a_stored_case_id(client, operator, session, run) -> None:
     client.force_login(operator)
     chat = TestCase.objects.get(name="test_chat")
     client.post(f"/runs/{run.pk}/rerun/", {"scope": "selected", "tests": [chat.pk]})
@@ -201,16 +202,16 @@ def test_rerun_this_test_takes_a_stored_case_id(client, operator, session, run) 
     assert response.status_code == 400
 
 
-def test_rerun_failed_of_a_green_run_is_refused(client, operator, session) -> None:  # noqa: ANN001
+def test_rerun_failed_of_a_green_run_is_refused(client, operator, session) -> None:
     client.force_login(operator)
     green = finished_run(session, {"test_ok": "passed"})
     response = client.post(f"/runs/{green.pk}/rerun/", {"scope": "failed"})
     assert response.status_code == 400 and "no failed or errored test" in response.content.decode()
 
 
-def test_cancelling_a_queued_run_ends_it_at_once(client, operator, session) -> None:  # noqa: ANN001
+def test_cancelling_a_queued_run_ends_it_at_once(client, operator, session) -> None:
     client.force_login(operator)
-    queued = runs.request_tests(session)
+    queued = queueing.request_tests(session)
     response = client.post(f"/runs/{queued.pk}/cancel/")
     assert response.status_code == 302
     queued.refresh_from_db()
@@ -219,9 +220,9 @@ def test_cancelling_a_queued_run_ends_it_at_once(client, operator, session) -> N
     assert client.post(f"/runs/{queued.pk}/cancel/").status_code == 409
 
 
-def test_cancelling_a_running_run_asks_its_worker(client, operator, session) -> None:  # noqa: ANN001
+def test_cancelling_a_running_run_asks_its_worker(client, operator, session) -> None:
     client.force_login(operator)
-    running = runs.request_tests(session)
+    running = queueing.request_tests(session)
     TestRun.objects.filter(pk=running.pk).update(status=WorkStatus.RUNNING, heartbeat_at=timezone.now())
     client.post(f"/runs/{running.pk}/cancel/")
     running.refresh_from_db()
@@ -229,9 +230,9 @@ def test_cancelling_a_running_run_asks_its_worker(client, operator, session) -> 
     assert running.status == WorkStatus.CANCELLED and not running.summary_written
 
 
-def test_cancelling_a_queued_deployment_cancels_the_run_waiting_for_it(client, operator, session) -> None:  # noqa: ANN001
+def test_cancelling_a_queued_deployment_cancels_the_run_waiting_for_it(client, operator, session) -> None:
     client.force_login(operator)
-    deployment, run = runs.request_cycle(session)
+    deployment, run = queueing.request_cycle(session)
     client.post(f"/deployments/{deployment.pk}/cancel/")
     deployment.refresh_from_db()
     run.refresh_from_db()
@@ -242,9 +243,9 @@ def test_cancelling_a_queued_deployment_cancels_the_run_waiting_for_it(client, o
 # -- live partials and logs -----------------------------------------------------------------------------------------
 
 
-def test_the_progress_partial_polls_while_the_run_is_live(client, viewer, session) -> None:  # noqa: ANN001
+def test_the_progress_partial_polls_while_the_run_is_live(client, viewer, session) -> None:
     client.force_login(viewer)
-    live = runs.request_tests(session)
+    live = queueing.request_tests(session)
     TestRun.objects.filter(pk=live.pk).update(
         status=WorkStatus.RUNNING, started_at=timezone.now() - timezone.timedelta(seconds=30),
         total=40, passed=37, failed=2, errors=1, tests_duration_s=20.0,
@@ -258,7 +259,7 @@ def test_the_progress_partial_polls_while_the_run_is_live(client, viewer, sessio
     assert "tests/test_e2e.py::test_chat" in html and "about 45 s left" in html  # (50 - 20) s × 30/20
 
 
-def test_it_stops_polling_when_the_run_finished(client, viewer, run) -> None:  # noqa: ANN001
+def test_it_stops_polling_when_the_run_finished(client, viewer, run) -> None:
     client.force_login(viewer)
     response = client.get(f"/runs/{run.pk}/progress/", headers=HX)
     assert response.status_code == 286 and response["HX-Refresh"] == "true"
@@ -267,14 +268,14 @@ def test_it_stops_polling_when_the_run_finished(client, viewer, run) -> None:  #
     assert "every 2s" not in page  # an ended run's page does not poll at all
 
 
-def test_a_cancelled_run_polls_until_its_summary_is_written(client, viewer, session) -> None:  # noqa: ANN001
+def test_a_cancelled_run_polls_until_its_summary_is_written(client, viewer, session) -> None:
     client.force_login(viewer)
-    stopping = runs.request_tests(session)
+    stopping = queueing.request_tests(session)
     TestRun.objects.filter(pk=stopping.pk).update(status=WorkStatus.CANCELLED)
     assert client.get(f"/runs/{stopping.pk}/progress/", headers=HX).status_code == 200
 
 
-def test_the_whole_run_log_is_downloadable(client, viewer, session, run) -> None:  # noqa: ANN001
+def test_the_whole_run_log_is_downloadable(client, viewer, session, run) -> None:
     client.force_login(viewer)
     assert client.get(f"/runs/{run.pk}/log/").status_code == 404  # no log yet
     folder = Path(settings.MEDIA_ROOT) / "runs" / str(run.pk)
@@ -288,7 +289,7 @@ def test_the_whole_run_log_is_downloadable(client, viewer, session, run) -> None
     assert client.get(f"/runs/{run.pk}/log/").status_code == 404  # only files under MEDIA_ROOT
 
 
-def test_the_deployment_log_partial_polls_then_stops(client, viewer, deployment) -> None:  # noqa: ANN001
+def test_the_deployment_log_partial_polls_then_stops(client, viewer, deployment) -> None:
     client.force_login(viewer)
     Deployment.objects.filter(pk=deployment.pk).update(status=WorkStatus.RUNNING, log_tail="[deploy] starting")
     response = client.get(f"/deployments/{deployment.pk}/log/", headers=HX)
@@ -311,7 +312,7 @@ def test_the_deployment_log_partial_polls_then_stops(client, viewer, deployment)
 # -- the API and the CLI -------------------------------------------------------------------------------------------------
 
 
-def api(client, user, slug: str, payload: object):  # noqa: ANN001, ANN201
+def api(client, user, slug: str, payload: object):
     return client.post(
         f"/api/v1/sessions/{slug}/trigger",
         data=json.dumps(payload),
@@ -320,7 +321,7 @@ def api(client, user, slug: str, payload: object):  # noqa: ANN001, ANN201
     )
 
 
-def test_the_api_triggers_a_cycle(client, operator, session) -> None:  # noqa: ANN001
+def test_the_api_triggers_a_cycle(client, operator, session) -> None:
     response = api(client, operator, session.slug, {"action": "cycle", "revision": "r2"})
     assert response.status_code == 202
     body = response.json()
@@ -342,29 +343,29 @@ def test_the_api_triggers_a_cycle(client, operator, session) -> None:  # noqa: A
         ({"action": "tests", "rerun": "RUN", "scope": "selected", "tests": "1,2"}, 400, "list of test case ids"),
     ],
 )
-def test_the_api_refuses_bad_requests_with_a_reason(client, operator, session, run, payload, status, message) -> None:  # noqa: ANN001
+def test_the_api_refuses_bad_requests_with_a_reason(client, operator, session, run, payload, status, message) -> None:
     payload = {k: (run.pk if v == "RUN" else v) for k, v in payload.items()}
     response = api(client, operator, session.slug, payload)
     assert response.status_code == status and message in response.json()["error"], response.json()
 
 
-def test_the_api_answers_404_for_an_unknown_session_and_403_for_a_viewer(client, operator, viewer, session) -> None:  # noqa: ANN001
+def test_the_api_answers_404_for_an_unknown_session_and_403_for_a_viewer(client, operator, viewer, session) -> None:
     assert api(client, operator, "nope", {"action": "tests"}).status_code == 404
     assert api(client, viewer, session.slug, {"action": "tests"}).status_code == 403
 
 
-def test_the_api_answers_409_while_a_deploy_is_live(client, operator, session, deployment) -> None:  # noqa: ANN001
+def test_the_api_answers_409_while_a_deploy_is_live(client, operator, session, deployment) -> None:
     response = api(client, operator, session.slug, {"action": "deploy"})
     assert response.status_code == 409 and "one deploy at a time" in response.json()["error"]
 
 
-def test_the_api_does_not_rerun_a_run_of_another_session(client, operator, session, run) -> None:  # noqa: ANN001
+def test_the_api_does_not_rerun_a_run_of_another_session(client, operator, session, run) -> None:
     other = LoopSession.objects.create(environment=session.environment, title="Other", slug="other")
     response = api(client, operator, other.slug, {"action": "tests", "rerun": run.pk, "scope": "failed"})
     assert response.status_code == 404
 
 
-def test_the_cli_prints_what_it_queued(session, run) -> None:  # noqa: ANN001
+def test_the_cli_prints_what_it_queued(session, run) -> None:
     out = StringIO()
     call_command("trigger", "cycle", "--session", session.slug, "--revision", "r2", stdout=out)
     deployment = Deployment.objects.get()

@@ -24,7 +24,7 @@ from sessions.models import (
     TestResult,
     TestRun,
 )
-from sessions.services.ingestion import ingest_file
+from sessions.services.ingestion.upload import ingest_file
 
 # -- building JUnit files --------------------------------------------------------------------------
 
@@ -63,7 +63,12 @@ def junit_xml(cases: list[Case], *, suite: str = "e2e") -> bytes:
 def ingest(cases: list[Case], *, session: str = "golden-path", cycle: int | None = None, label: str = "e2e") -> TestRun:
     data = junit_xml(cases, suite=f"{label}-{cycle}")
     return ingest_file(
-        io.BytesIO(data), f"{label}.xml", session_slug=session, cycle_number=cycle, environment_name="staging"
+        io.BytesIO(data),
+        f"{label}.xml",
+        session_slug=session,
+        cycle_number=cycle,
+        environment_name="staging",
+        create_environment=True,
     ).run
 
 
@@ -87,9 +92,11 @@ def mixed_cases(n: int, *, prefix: str = "test") -> list[Case]:
     return cases
 
 
-def make_impact():  # noqa: ANN201
+def make_impact():
     chat = BusinessArea.objects.get_or_create(name="chat", defaults={"mrr": Decimal("120000")})[0]
-    ImpactRule.objects.get_or_create(match=ImpactRule.Match.GLOB, pattern="*test_p1_*", priority="P1", area=chat, position=0)
+    ImpactRule.objects.get_or_create(
+        match=ImpactRule.Match.GLOB, pattern="*test_p1_*", priority="P1", area=chat, position=0
+    )
     return chat
 
 
@@ -142,7 +149,9 @@ def triage_world(size: int, *, session: str = "golden-path") -> dict:
         analysis.refresh_from_db()
         triage.add_step(analysis, {"version": analysis.version, "question": question, "answer": "Because."}, author)
     analysis.refresh_from_db()
-    triage.add_fix(analysis, {"version": analysis.version, "sha": "ccccccc3333", "message": "Log the state's name"}, author)
+    triage.add_fix(
+        analysis, {"version": analysis.version, "sha": "ccccccc3333", "message": "Log the state's name"}, author
+    )
     analysis.refresh_from_db()
     if len(signatures) > 2:
         triage.merge(signatures[2], signatures[1], author)
@@ -171,7 +180,7 @@ def triage_world(size: int, *, session: str = "golden-path") -> dict:
 
 
 @pytest.fixture
-def impact(db):  # noqa: ANN001, ANN201
+def impact(db):
     """P1 chat tests put $120,000 of MRR at risk when they fail."""
     chat = BusinessArea.objects.create(name="chat", mrr=Decimal("120000"))
     ImpactRule.objects.create(match=ImpactRule.Match.GLOB, pattern="*test_p1_*", priority="P1", area=chat, position=0)
@@ -179,7 +188,7 @@ def impact(db):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture
-def loop(impact):  # noqa: ANN001, ANN201
+def loop(impact):
     """Three cycles: 20 results, then 20 with fewer failures, then a run with nothing executed."""
     first = ingest(mixed_cases(20), cycle=1, label="cycle1")
     cases = [
@@ -191,7 +200,7 @@ def loop(impact):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture
-def client_vera(client, viewer):  # noqa: ANN001, ANN201
+def client_vera(client, viewer):
     client.force_login(viewer)
     return client
 
@@ -224,7 +233,7 @@ def page_urls(run: TestRun) -> dict[str, str]:
 
 
 @pytest.mark.django_db
-def test_every_page_requires_login(client, loop) -> None:  # noqa: ANN001
+def test_every_page_requires_login(client, loop) -> None:
     for name, url in page_urls(loop[0]).items():
         response = client.get(url)
         assert response.status_code == 302, name
@@ -232,7 +241,7 @@ def test_every_page_requires_login(client, loop) -> None:  # noqa: ANN001
 
 
 @pytest.mark.django_db
-def test_htmx_partial_requires_login_too(client, loop) -> None:  # noqa: ANN001
+def test_htmx_partial_requires_login_too(client, loop) -> None:
     response = client.get(
         reverse("run_detail", args=[loop[0].pk]), {"outcome": "failed"}, headers={"HX-Request": "true"}
     )
@@ -240,7 +249,7 @@ def test_htmx_partial_requires_login_too(client, loop) -> None:  # noqa: ANN001
 
 
 @pytest.mark.django_db
-def test_login_form_logs_in_and_redirects(client, viewer) -> None:  # noqa: ANN001
+def test_login_form_logs_in_and_redirects(client, viewer) -> None:
     page = client.get("/accounts/login/")
     assert page.status_code == 200
     assert b'name="username"' in page.content
@@ -253,7 +262,7 @@ def test_login_form_logs_in_and_redirects(client, viewer) -> None:  # noqa: ANN0
 
 
 @pytest.mark.django_db
-def test_login_form_shows_an_error_for_a_bad_password(client, viewer) -> None:  # noqa: ANN001
+def test_login_form_shows_an_error_for_a_bad_password(client, viewer) -> None:
     response = client.post("/accounts/login/", {"username": "vera", "password": "nope"})
     assert response.status_code == 200
     assert b"didn't match" in response.content
@@ -263,7 +272,7 @@ def test_login_form_shows_an_error_for_a_bad_password(client, viewer) -> None:  
 
 
 @pytest.mark.django_db
-def test_sessions_list_shows_latest_run_figures(client_vera, loop) -> None:  # noqa: ANN001
+def test_sessions_list_shows_latest_run_figures(client_vera, loop) -> None:
     first, second, third = loop
     response = client_vera.get("/")
     assert response.status_code == 200
@@ -278,7 +287,7 @@ def test_sessions_list_shows_latest_run_figures(client_vera, loop) -> None:  # n
 
 
 @pytest.mark.django_db
-def test_session_page_shows_chart_and_cycle_table(client_vera, loop) -> None:  # noqa: ANN001
+def test_session_page_shows_chart_and_cycle_table(client_vera, loop) -> None:
     first, second, third = loop
     response = client_vera.get(reverse("session_detail", args=["golden-path"]))
     assert response.status_code == 200
@@ -298,7 +307,30 @@ def test_session_page_shows_chart_and_cycle_table(client_vera, loop) -> None:  #
 
 
 @pytest.mark.django_db
-def test_run_page_shows_totals_signatures_and_suspects(client_vera, loop) -> None:  # noqa: ANN001
+def test_the_key_metrics_table_writes_each_rate_with_its_count(client_vera, loop) -> None:
+    """The table holds figures; the template filters and the export write them as the seed logs do."""
+    first, second, third = loop
+    response = client_vera.get(reverse("session_detail", args=["golden-path"]))
+    html = response.content.decode()
+    table = response.context["cycle_table"]
+    assert table.cycles == [1, 2, 3]
+    rows = {row.label: row for row in table.rows}
+    assert [cell.value for cell in rows["Pass rate"].cells] == [first.pass_rate, second.pass_rate, None]
+    assert f'{first.pass_rate:.1f}%<span class="cell-sub">{first.passed}/{first.executed}</span>' in html
+    failing = [first.failed + first.errors, second.failed + second.errors, third.failed + third.errors]
+    assert [cell.value for cell in rows["Failing tests"].cells] == failing
+    assert f'<td class="num change">−{failing[0] - failing[2]}</td>' in html
+    classes = [row for row in table.rows if row.kind == "class"]
+    assert classes and all(row.eliminated for row in classes)  # the last cycle failed nothing
+    assert '<td class="num change">eliminated</td>' in html
+
+    report = client_vera.get(reverse("session_export", args=["golden-path"])).content.decode()
+    assert f"| Pass rate | {first.pass_rate:.1f}% ({first.passed}/{first.executed}) |" in report
+    assert f"| Failing tests | {failing[0]} | {failing[1]} | {failing[2]} | −{failing[0] - failing[2]} |" in report
+
+
+@pytest.mark.django_db
+def test_run_page_shows_totals_signatures_and_suspects(client_vera, loop) -> None:
     run = loop[0]
     response = client_vera.get(reverse("run_detail", args=[run.pk]))
     assert response.status_code == 200
@@ -317,7 +349,7 @@ def test_run_page_shows_totals_signatures_and_suspects(client_vera, loop) -> Non
 
 
 @pytest.mark.django_db
-def test_run_without_executed_tests_shows_a_dash_not_zero(client_vera, loop) -> None:  # noqa: ANN001
+def test_run_without_executed_tests_shows_a_dash_not_zero(client_vera, loop) -> None:
     response = client_vera.get(reverse("run_detail", args=[loop[2].pk]))
     html = response.content.decode()
     assert '<div class="value">—</div>' in html
@@ -325,16 +357,16 @@ def test_run_without_executed_tests_shows_a_dash_not_zero(client_vera, loop) -> 
 
 
 @pytest.mark.django_db
-def test_incomplete_run_is_badged_and_never_green(client_vera, impact) -> None:  # noqa: ANN001
+def test_incomplete_run_is_badged_and_never_green(client_vera, impact) -> None:
     run = ingest([Case("test_a"), Case("test_b")], cycle=1)
-    TestRun.objects.filter(pk=run.pk).update(incomplete=True, exitstatus=2)
+    TestRun.objects.filter(pk=run.pk).update(incomplete=True, exitstatus=2, counted=False)
     html = client_vera.get(reverse("run_detail", args=[run.pk])).content.decode()
     assert "incomplete · exit 2" in html
     assert '<div class="stat warn"><div class="label">Pass rate</div><div class="value">100.0%' in html
 
 
 @pytest.mark.django_db
-def test_signature_test_and_deployment_pages_render(client_vera, loop) -> None:  # noqa: ANN001
+def test_signature_test_and_deployment_pages_render(client_vera, loop) -> None:
     urls = page_urls(loop[1])
     signature = FailureSignature.objects.get(pk=urls["signature_detail"].split("/")[2])
     html = client_vera.get(urls["signature_detail"]).content.decode()
@@ -353,7 +385,7 @@ def test_signature_test_and_deployment_pages_render(client_vera, loop) -> None: 
 
 
 @pytest.mark.django_db
-def test_unknown_objects_are_404(client_vera) -> None:  # noqa: ANN001
+def test_unknown_objects_are_404(client_vera) -> None:
     for url in ("/sessions/nope/", "/runs/999999/", "/signatures/999999/", "/tests/999999/", "/deployments/999999/"):
         assert client_vera.get(url).status_code == 404, url
 
@@ -362,7 +394,7 @@ def test_unknown_objects_are_404(client_vera) -> None:  # noqa: ANN001
 
 
 @pytest.mark.django_db
-def test_a_script_in_a_failure_message_is_shown_escaped(client_vera, impact) -> None:  # noqa: ANN001
+def test_a_script_in_a_failure_message_is_shown_escaped(client_vera, impact) -> None:
     evil = "<script>alert('pwned')</script>"
     run = ingest([Case("test_evil", "failed", 1.0, f"AssertionError: {evil}"), Case("test_ok")], cycle=1)
     pages = [
@@ -380,7 +412,7 @@ def test_a_script_in_a_failure_message_is_shown_escaped(client_vera, impact) -> 
 
 
 @pytest.mark.django_db
-def test_htmx_request_gets_only_the_results_partial(client_vera, loop) -> None:  # noqa: ANN001
+def test_htmx_request_gets_only_the_results_partial(client_vera, loop) -> None:
     url = reverse("run_detail", args=[loop[0].pk])
     response = client_vera.get(url, {"outcome": "failed"}, headers={"HX-Request": "true"})
     assert response.status_code == 200
@@ -392,19 +424,19 @@ def test_htmx_request_gets_only_the_results_partial(client_vera, loop) -> None: 
 
 
 @pytest.mark.django_db
-def test_htmx_history_restore_gets_the_whole_page(client_vera, loop) -> None:  # noqa: ANN001
+def test_htmx_history_restore_gets_the_whole_page(client_vera, loop) -> None:
     url = reverse("run_detail", args=[loop[0].pk])
     headers = {"HX-Request": "true", "HX-History-Restore-Request": "true"}
     html = client_vera.get(url, {"outcome": "failed"}, headers=headers).content.decode()
     assert "<html" in html and 'id="result-filters"' in html
 
 
-def _rows(response) -> list[TestResult]:  # noqa: ANN001
+def _rows(response) -> list[TestResult]:
     return response.context["page"].rows
 
 
 @pytest.mark.django_db
-def test_results_filters(client_vera, loop) -> None:  # noqa: ANN001
+def test_results_filters(client_vera, loop) -> None:
     run = loop[0]
     url = reverse("run_detail", args=[run.pk])
     get = lambda **q: _rows(client_vera.get(url, q, headers={"HX-Request": "true"}))  # noqa: E731
@@ -423,7 +455,7 @@ def test_results_filters(client_vera, loop) -> None:  # noqa: ANN001
 
 
 @pytest.mark.django_db
-def test_keyset_pagination_returns_the_right_rows(client_vera, impact) -> None:  # noqa: ANN001
+def test_keyset_pagination_returns_the_right_rows(client_vera, impact) -> None:
     run = ingest(mixed_cases(130), cycle=1)
     url = reverse("run_detail", args=[run.pk])
     all_ids = list(TestResult.objects.filter(run=run).order_by("id").values_list("id", flat=True))
@@ -468,15 +500,16 @@ def test_keyset_pagination_returns_the_right_rows(client_vera, impact) -> None: 
 
 
 @pytest.mark.django_db
-def test_healthz_is_ok_without_login(client) -> None:  # noqa: ANN001
+def test_healthz_is_ok_without_login(client) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"database": "ok", "broker": "ok"}
+    body = response.json()
+    assert (body["database"], body["broker"]) == ("ok", "ok") and isinstance(body["workers"], int)
     assert "no-cache" in response["Cache-Control"]
 
 
 @pytest.mark.django_db
-def test_healthz_is_503_when_the_broker_is_down(client, settings) -> None:  # noqa: ANN001
+def test_healthz_is_503_when_the_broker_is_down(client, settings) -> None:
     settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
     settings.CELERY_BROKER_TRANSPORT_OPTIONS = {}
     response = client.get("/healthz")
@@ -487,7 +520,7 @@ def test_healthz_is_503_when_the_broker_is_down(client, settings) -> None:  # no
 
 
 @pytest.mark.django_db
-def test_healthz_is_503_when_the_database_does_not_answer(client, monkeypatch) -> None:  # noqa: ANN001
+def test_healthz_is_503_when_the_database_does_not_answer(client, monkeypatch) -> None:
     from django.db import OperationalError
 
     from sessions import health

@@ -37,7 +37,7 @@ SIZES = [10, 10_000]
 
 
 @pytest.fixture(scope="module", params=SIZES, ids=[f"{n}-results" for n in SIZES])
-def world(request, django_db_setup, django_db_blocker):  # noqa: ANN001, ANN201
+def world(request, django_db_setup, django_db_blocker):
     """Built once per size: ingesting 2 × 10,000 results takes a few seconds."""
     from django.db import connection, transaction
 
@@ -63,21 +63,25 @@ def urls(world: dict) -> dict[str, tuple[str, dict, dict]]:
         "session_export": (reverse("session_export", args=[world["session"].slug]), {}, {}),
         "run_detail": (reverse("run_detail", args=[run.pk]), {}, {}),
         "run_results_partial": (
-            reverse("run_detail", args=[run.pk]), {"outcome": "failed", "q": "p1", "priority": "P1"}, hx
+            reverse("run_detail", args=[run.pk]),
+            {"outcome": "failed", "q": "p1", "priority": "P1"},
+            hx,
         ),
         "signature_detail": (reverse("signature_detail", args=[world["signature"].pk]), {}, {}),
         "test_detail": (reverse("test_detail", args=[world["case"].pk]), {}, {}),
         "deployment_detail": (reverse("deployment_detail", args=[world["deployment"].pk]), {}, {}),
         "compare": (reverse("run_compare_with", args=[run.pk, base.pk]), {}, {}),
         "compare_list_partial": (
-            reverse("run_compare_with", args=[run.pk, base.pk]), {"list": "new_tests", "after": "1"}, hx
+            reverse("run_compare_with", args=[run.pk, base.pk]),
+            {"list": "new_tests", "after": "1"},
+            hx,
         ),
     }
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("page", list(BOUNDS))
-def test_every_page_makes_a_bounded_number_of_queries(world, page, client, viewer, django_assert_max_num_queries):  # noqa: ANN001
+def test_every_page_makes_a_bounded_number_of_queries(world, page, client, viewer, django_assert_max_num_queries):
     client.force_login(viewer)
     url, query, headers = urls(world)[page]
     with django_assert_max_num_queries(BOUNDS[page]):
@@ -86,7 +90,7 @@ def test_every_page_makes_a_bounded_number_of_queries(world, page, client, viewe
 
 
 @pytest.mark.django_db
-def test_the_default_comparison_finds_the_previous_full_run(world, client, viewer, django_assert_max_num_queries):  # noqa: ANN001
+def test_the_default_comparison_finds_the_previous_full_run(world, client, viewer, django_assert_max_num_queries):
     client.force_login(viewer)
     with django_assert_max_num_queries(BOUNDS["compare"] + 1):
         response = client.get(reverse("run_compare", args=[world["second"].pk]))
@@ -95,7 +99,7 @@ def test_the_default_comparison_finds_the_previous_full_run(world, client, viewe
 
 
 @pytest.mark.django_db
-def test_the_engineers_view_of_a_signature_is_bounded_too(world, client, engineer, django_assert_max_num_queries):  # noqa: ANN001
+def test_the_engineers_view_of_a_signature_is_bounded_too(world, client, engineer, django_assert_max_num_queries):
     """Engineers also get the merge candidates and every edit form."""
     client.force_login(engineer)
     with django_assert_max_num_queries(BOUNDS["signature_detail"] + 1):

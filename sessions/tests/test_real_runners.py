@@ -1,8 +1,8 @@
 """Real runners, run for real: loopdash's totals against each runner's own summary.
 
-Every difference between a runner's count and loopdash's is a documented consequence of DESIGN.md's
-counting rules (or of what a reporter leaves out of its file); each is named and explained below, and
-everything else must match exactly.
+Every difference between a runner's count and loopdash's is a documented consequence of loopdash's
+counting rules (docs/INGESTION.md, Counting), or of what a reporter leaves out of its file; each is
+named and explained below, and everything else must match exactly.
 """
 
 from __future__ import annotations
@@ -271,7 +271,7 @@ def test_node_builtin_runner(tmp_path: Path) -> None:
     theirs = {k: int(v) for k, v in re.findall(r"^ℹ (\w+) (\d+)$", proc.stdout, re.M)}
     totals, results, _ = loopdash_totals(xml)
     # node counts todo tests apart from skips (a *failing* todo too: neither pass nor fail); JUnit marks
-    # both <skipped>, and a <skipped> beside a <failure> is skipped (DESIGN.md).
+    # both <skipped>, and a <skipped> beside a <failure> is skipped (docs/INGESTION.md, Counting).
     assert totals == Counter(
         passed=theirs["pass"],
         failed=theirs["fail"] + theirs["cancelled"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -14,9 +15,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from sessions import runners
 from sessions.ingest.live import FileTail, LiveReportLog
-from sessions.services.runs import safe_nodeid
+from sessions.work import runners
 
 SUITE = """
 import pytest
@@ -99,24 +99,6 @@ def test_children_do_not_inherit_loopdash_secrets(monkeypatch: pytest.MonkeyPatc
     assert env["DATABASE_URL"] == "sqlite:///the-suite-own.db"  # the environment's own variables win
     assert env["STAGING_PORT"] == "9000" and env["PYTHONUNBUFFERED"] == "1"
     assert env["PATH"] == os.environ["PATH"]
-
-
-@pytest.mark.parametrize(
-    ("nodeid", "safe"),
-    [
-        ("tests/test_a.py::test_x[a-b]", True),
-        ("tests/test_a.py::TestC::test_m[1 2]", True),
-        ("tests/test_a.py", True),
-        ("-p evil", False),
-        ("@/etc/passwd", False),
-        ("/abs/test_x.py::test", False),
-        ("../outside/test_x.py::test", False),
-        ("tests/test_a.py::test\n--pdb", False),
-        ("", False),
-    ],
-)
-def test_only_plain_node_ids_reach_a_command_line(nodeid: str, safe: bool) -> None:
-    assert safe_nodeid(nodeid) is safe
 
 
 # -- process groups ------------------------------------------------------------------------------------------------
@@ -206,13 +188,75 @@ def test_a_selection_narrows_the_suites_own_paths(suite: Path) -> None:
     assert ran == {"tests/test_suite.py::test_numbers[5]", "tests/test_suite.py::test_skipped"}
 
 
-def test_a_long_selection_goes_through_an_argument_file(suite: Path) -> None:
+HOSTILE_NAMES = [
+    *(f"tests/test_suite.py::test_x{sep}--debug=DEBUG.log" for sep in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"),
+    "--debug=DEBUG.log",
+    "-p",
+    "@ARGS.txt",
+    "tests/test_suite.py::@ARGS.txt",
+]
+
+
+def test_no_node_id_ever_reaches_the_command_line(suite: Path) -> None:
+    """Whatever a stored name holds, the arguments are fixed and the names travel as JSON data."""
+    (suite / "ARGS.txt").write_text("--debug=FROM-ARGFILE.log\n")
     env = runners.child_environment({})
-    nodeids = [f"tests/test_suite.py::test_numbers[{i}]" for i in range(8)] * 3  # 24 > the inline limit
+    nodeids = [*(f"tests/test_suite.py::test_numbers[{i}]" for i in range(8)), *HOSTILE_NAMES]
     args = runners.selection_arguments(nodeids, suite, env)
-    assert args == ["-p", runners.SELECT_PLUGIN, f"@{suite / runners.SELECTION_FILE}"]
+    assert args == ["-p", runners.SELECT_PLUGIN]
+    assert json.loads((suite / runners.SELECTION_FILE).read_text()) == nodeids
     done = run_pytest(suite, "tests", *args, env=env)
     assert "1 failed, 7 passed, 2 deselected" in done.stdout, done.stdout
+    assert not list(suite.glob("*DEBUG*.log")) and not (suite / "FROM-ARGFILE.log").exists()
+
+
+def test_a_selection_collects_only_the_files_it_names(suite: Path) -> None:
+    (suite / "tests" / "test_broken.py").write_text("raise RuntimeError('must not be imported')\n")
+    env = runners.child_environment({})
+    args = runners.selection_arguments(["tests/test_suite.py::test_numbers[1]"], suite, env)
+    done = run_pytest(suite, "tests", *args, env=env)
+    assert "1 passed" in done.stdout and "must not be imported" not in done.stdout, done.stdout
+
+
+def test_the_guard_ends_the_group_when_its_worker_dies(tmp_path: Path) -> None:
+    """A worker killed with SIGKILL takes its command's whole process group with it."""
+    script = f"""
+import sys, time
+from pathlib import Path
+sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+import django, os
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "loopdash.settings")
+django.setup()
+from sessions.work import runners
+proc = runners.GroupProcess(["sh", "-c", "sleep 300 & sleep 300"], cwd=Path({str(tmp_path)!r}), env=dict(os.environ),
+                            log_path=Path({str(tmp_path / "out.log")!r}))
+proc.start()
+print(proc.pgid, flush=True)
+time.sleep(300)
+"""
+    worker = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    pgid = int(worker.stdout.readline())
+    assert runners.group_alive(pgid)
+    worker.kill()
+    worker.wait()
+    deadline = time.monotonic() + 20
+    while runners.group_alive(pgid) and time.monotonic() < deadline:
+        runners.reap_children()
+        time.sleep(0.1)
+    assert not runners.group_alive(pgid), "the command outlived its worker"
+    assert "the worker (pid" in (tmp_path / "out.log").read_text()
+
+
+def test_the_guard_keeps_the_commands_exit_status(tmp_path: Path) -> None:
+    assert spawn_and_wait(tmp_path, "exit 3") == 3
+    assert spawn_and_wait(tmp_path, "kill -TERM $$") == -signal.SIGTERM
+
+
+def spawn_and_wait(tmp_path: Path, script: str) -> int:
+    proc = spawn(tmp_path, script)
+    while proc.poll() is None:
+        time.sleep(0.05)
+    return proc.returncode
 
 
 # -- the live report-log ---------------------------------------------------------------------------------------------

@@ -8,9 +8,11 @@ staging target on a free port with a state folder of its own. The worker is a re
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -25,10 +27,21 @@ from django.conf import settings
 from django.core.management import call_command
 from lxml import etree
 
-from sessions import runners
-from sessions.models import Deployment, Environment, LoopSession, TestResult, TestRun, WorkStatus
-from sessions.services import runs
+from sessions.models import (
+    DEPLOY_FINAL_STATUSES,
+    LIVE_STATUSES,
+    Deployment,
+    Environment,
+    LoopSession,
+    TestCase,
+    TestResult,
+    TestRun,
+    WorkStatus,
+)
+from sessions.services.ingestion.cycles import resolve_cycle
 from sessions.tests.worker import celery_worker, running_worker  # noqa: F401 - the fixture
+from sessions.work import cancel, queueing, reaper, run_execution, runners
+from sessions.work.errors import Refused
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 on_worker = pytest.mark.usefixtures("celery_worker")
@@ -105,7 +118,7 @@ def wait_for(check: Callable[[], object], timeout: float, what: str, interval: f
 def ended_run(pk: int, timeout: float = 120.0) -> TestRun:
     def check() -> TestRun | None:
         run = TestRun.objects.get(pk=pk)
-        return run if run.status not in runs.LIVE and run.summary_written else None
+        return run if run.status not in LIVE_STATUSES and run.summary_written else None
 
     return wait_for(check, timeout, f"run {pk} to end")  # type: ignore[return-value]
 
@@ -113,7 +126,7 @@ def ended_run(pk: int, timeout: float = 120.0) -> TestRun:
 def ended_deployment(pk: int, timeout: float = 60.0) -> Deployment:
     def check() -> Deployment | None:
         deployment = Deployment.objects.get(pk=pk)
-        return deployment if deployment.status in runs.DEPLOY_FINAL and deployment.finished_at else None
+        return deployment if deployment.status in DEPLOY_FINAL_STATUSES and deployment.finished_at else None
 
     return wait_for(check, timeout, f"deployment {pk} to end")  # type: ignore[return-value]
 
@@ -131,7 +144,7 @@ def write_suite(folder: Path, **files: str) -> Path:
 
 
 def record_of(run: TestRun) -> runners.ProcessRecord:
-    record = runners.ProcessRecord.load(Path(run.log_path).parent / runs.PROCESS_RECORD)
+    record = runners.ProcessRecord.load(Path(run.log_path).parent / runners.PROCESS_RECORD)
     assert record is not None, "the worker records the process group it started"
     return record
 
@@ -140,6 +153,7 @@ def assert_group_gone(pgid: int) -> None:
     """No process of the group is left, zombies included (they were reaped)."""
 
     def gone() -> bool:
+        runners.reap_children()  # members re-parented to this process (a subreaper) once their parent died
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:
@@ -152,7 +166,7 @@ def assert_group_gone(pgid: int) -> None:
 
 
 def assert_pid_gone(pid: int) -> None:
-    state = runners._stat(pid)  # noqa: SLF001
+    state = runners._stat(pid)
     assert state is None or state[0] in ("Z", "X"), f"pid {pid} is still running"
 
 
@@ -170,7 +184,7 @@ def stored_nodeids(run: TestRun) -> list[str]:
 
 
 @pytest.fixture
-def staging(tmp_path):  # noqa: ANN001, ANN201
+def staging(tmp_path):
     """A session on the example staging target, on a free port; the service is stopped afterwards."""
     port = free_port()
     env_vars = {
@@ -213,8 +227,8 @@ def collected_count(folder: Path) -> int:
 
 
 @on_worker
-def test_a_cycle_on_the_example_target_deploys_then_stores_every_result(staging) -> None:  # noqa: ANN001
-    deployment, run = runs.request_cycle(staging, revision="r3", source=TestRun.Source.API)
+def test_a_cycle_on_the_example_target_deploys_then_stores_every_result(staging) -> None:
+    deployment, run = queueing.request_cycle(staging, revision="r3", source=TestRun.Source.API)
     assert deployment.cycle_id == run.cycle_id and run.deployment_id == deployment.pk
 
     deployment = ended_deployment(deployment.pk, timeout=120)
@@ -240,7 +254,7 @@ def test_a_cycle_on_the_example_target_deploys_then_stores_every_result(staging)
         TestResult.objects.filter(run=run, outcome__in=("failed", "error")).values_list("case__nodeid", flat=True)
     )
     assert failing, "revision r3 of the example target has known bugs"
-    rerun = runs.request_tests(staging, rerun_of=run, scope=TestRun.Scope.FAILED, source=TestRun.Source.API)
+    rerun = queueing.request_tests(staging, rerun_of=run, scope=TestRun.Scope.FAILED, source=TestRun.Source.API)
     rerun = ended_run(rerun.pk, timeout=300)
     assert rerun.status == WorkStatus.FINISHED, rerun.log_tail
     assert set(stored_nodeids(rerun)) == failing
@@ -251,9 +265,9 @@ def test_a_cycle_on_the_example_target_deploys_then_stores_every_result(staging)
 
 
 @on_worker
-def test_rerun_failed_runs_exactly_the_failed_and_errored_tests(tmp_path) -> None:  # noqa: ANN001
+def test_rerun_failed_runs_exactly_the_failed_and_errored_tests(tmp_path) -> None:
     session = make_session("outcomes", write_suite(tmp_path, test_outcomes=OUTCOME_TESTS))
-    first = ended_run(runs.request_tests(session).pk)
+    first = ended_run(queueing.request_tests(session).pk)
     assert first.status == WorkStatus.FINISHED and first.exitstatus == 1
     assert (first.total, first.passed, first.failed, first.errors, first.skipped, first.xfailed) == (19, 12, 3, 2, 1, 1)
     failing = set(
@@ -261,7 +275,7 @@ def test_rerun_failed_runs_exactly_the_failed_and_errored_tests(tmp_path) -> Non
     )
     assert len(failing) == 5
 
-    rerun = ended_run(runs.request_tests(session, rerun_of=first, scope=TestRun.Scope.FAILED).pk)
+    rerun = ended_run(queueing.request_tests(session, rerun_of=first, scope=TestRun.Scope.FAILED).pk)
     assert rerun.status == WorkStatus.FINISHED
     assert set(stored_nodeids(rerun)) == failing
     assert "-p" in rerun.command and "loopdash_select" in rerun.command  # the suite's own `tests` path is narrowed
@@ -270,12 +284,14 @@ def test_rerun_failed_runs_exactly_the_failed_and_errored_tests(tmp_path) -> Non
     case_id = TestResult.objects.filter(run=first, case__nodeid__endswith="test_fails[1]").values_list(
         "case_id", flat=True
     )[0]
-    single = ended_run(runs.request_tests(session, rerun_of=first, scope=TestRun.Scope.SELECTED, case_ids=[case_id]).pk)
+    single = ended_run(
+        queueing.request_tests(session, rerun_of=first, scope=TestRun.Scope.SELECTED, case_ids=[case_id]).pk
+    )
     assert stored_nodeids(single) == ["tests/test_outcomes.py::test_fails[1]"]
 
 
 @on_worker
-def test_a_long_selection_goes_through_an_argument_file(tmp_path) -> None:  # noqa: ANN001
+def test_a_long_selection_goes_through_an_argument_file(tmp_path) -> None:
     suite = """
     import pytest
     @pytest.mark.parametrize("i", range(60))
@@ -283,22 +299,72 @@ def test_a_long_selection_goes_through_an_argument_file(tmp_path) -> None:  # no
         assert i % 2
     """
     session = make_session("many", write_suite(tmp_path, test_many=suite))
-    first = ended_run(runs.request_tests(session).pk)
+    first = ended_run(queueing.request_tests(session).pk)
     assert first.failed == 30
-    rerun = ended_run(runs.request_tests(session, rerun_of=first, scope=TestRun.Scope.FAILED).pk)
-    selection_file = Path(rerun.log_path).parent / "selection.txt"
-    assert f"@{selection_file}" in rerun.command
-    assert len(selection_file.read_text().splitlines()) == 30
+    rerun = ended_run(queueing.request_tests(session, rerun_of=first, scope=TestRun.Scope.FAILED).pk)
+    selection_file = Path(rerun.log_path).parent / "selection.json"
+    assert rerun.command[-6:-4] == ["-p", "loopdash_select"]  # then --report-log PATH, --junitxml PATH
+    assert not any("test_many" in arg for arg in rerun.command)
+    assert len(json.loads(selection_file.read_text())) == 30
     assert rerun.total == rerun.failed == 30
+
+
+# Every separator argparse's argument files split on (str.splitlines), and the classic ones.
+LINE_SEPARATORS = ["\n", "\r", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029", "\r\n"]
+
+
+@on_worker
+def test_stored_test_names_never_become_pytest_options_in_a_rerun(tmp_path) -> None:
+    """Uploaded names holding line separators, or starting with ``-`` or ``@``, are rerun as data only."""
+    suite = """
+    import pytest
+    @pytest.mark.parametrize("i", range(25))
+    def test_many(i):
+        assert False
+    """
+    session = make_session("inject", write_suite(tmp_path, test_many=suite))
+    first = ended_run(queueing.request_tests(session).pk)
+    assert first.failed == 25
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    argfile = planted / "args.txt"
+    argfile.write_text(f"--debug={planted / 'from-argfile.log'}\n")
+    hostile = [
+        f"tests/test_many.py::test_x{sep}--debug={planted / f'sep-{i}.log'}" for i, sep in enumerate(LINE_SEPARATORS)
+    ]
+    hostile += [f"--debug={planted / 'dash.log'}", f"@{argfile}", "--co", f"tests/test_many.py::@{argfile}"]
+    for nodeid in hostile:  # as an upload would store them: failed results of the first run
+        case = TestCase.objects.create(
+            environment=session.environment,
+            nodeid=nodeid,
+            nodeid_hash=hashlib.sha1(nodeid.encode()).hexdigest(),
+            name=nodeid[-50:],
+        )
+        TestResult.objects.create(run=first, case=case, outcome="failed")
+
+    rerun = ended_run(queueing.request_tests(session, rerun_of=first, scope=TestRun.Scope.FAILED).pk)
+    assert rerun.status == WorkStatus.FINISHED, rerun.log_tail
+    assert sorted(os.listdir(planted)) == ["args.txt"], "no planted option was read by pytest"
+    assert not any(name in arg for arg in rerun.command for name in hostile)
+    assert rerun.total == rerun.failed == 25  # the real tests ran; the planted names matched nothing
+    assert set(json.loads((Path(rerun.log_path).parent / "selection.json").read_text())) >= set(hostile)
+
+    # The same names chosen one by one, alone (a one-test rerun): still nothing but data.
+    case_id = TestCase.objects.get(environment=session.environment, nodeid=f"@{argfile}").pk
+    single = ended_run(
+        queueing.request_tests(session, rerun_of=first, scope=TestRun.Scope.SELECTED, case_ids=[case_id]).pk
+    )
+    assert sorted(os.listdir(planted)) == ["args.txt"]
+    assert single.total == 0 and f"@{argfile}" not in single.command
 
 
 # -- timeouts, cancels, crashes ------------------------------------------------------------------------------
 
 
 @on_worker
-def test_a_timeout_kills_the_whole_process_group_and_keeps_partial_results(tmp_path) -> None:  # noqa: ANN001
+def test_a_timeout_kills_the_whole_process_group_and_keeps_partial_results(tmp_path) -> None:
     session = make_session("slow", write_suite(tmp_path, conftest=SLOW_CONFTEST, test_slow=SLOW_TESTS), timeout_s=4)
-    run = ended_run(runs.request_tests(session).pk, timeout=60)
+    run = ended_run(queueing.request_tests(session).pk, timeout=60)
     assert run.status == WorkStatus.TIMED_OUT
     assert run.incomplete and run.summary_written
     assert 0 < run.total < 400 and run.total == TestResult.objects.filter(run=run).count()
@@ -308,51 +374,81 @@ def test_a_timeout_kills_the_whole_process_group_and_keeps_partial_results(tmp_p
 
 
 @on_worker
-def test_a_cancel_kills_the_whole_process_group_and_keeps_partial_results(tmp_path) -> None:  # noqa: ANN001
+def test_a_cancel_kills_the_whole_process_group_and_keeps_partial_results(tmp_path) -> None:
     session = make_session("cancel", write_suite(tmp_path, conftest=SLOW_CONFTEST, test_slow=SLOW_TESTS))
-    run = runs.request_tests(session)
+    run = queueing.request_tests(session)
     wait_for(lambda: TestRun.objects.get(pk=run.pk).total >= 5, 60, "some results to be stored")
     live = TestRun.objects.get(pk=run.pk)
     assert live.status == WorkStatus.RUNNING and live.current_test.startswith("tests/test_slow.py::")
     record = record_of(live)
 
-    runs.cancel_run(live)
+    cancel.cancel_run(live)
     run = ended_run(run.pk, timeout=30)
     assert run.status == WorkStatus.CANCELLED and run.incomplete
     assert 5 <= run.total < 400 and run.total == TestResult.objects.filter(run=run).count()
     assert_group_gone(record.pgid)
     assert_pid_gone(int((tmp_path / "helper.pid").read_text()))
-    with pytest.raises(runs.Refused) as refused:
-        runs.cancel_run(run)
+    with pytest.raises(Refused) as refused:
+        cancel.cancel_run(run)
     assert refused.value.status == 409
 
 
-def test_a_killed_worker_leaves_its_run_lost_and_the_reaper_ends_the_orphans(tmp_path, django_db_setup) -> None:  # noqa: ANN001
-    session = make_session("crash", write_suite(tmp_path, conftest=SLOW_CONFTEST, test_slow=SLOW_TESTS))
+def test_a_killed_worker_takes_its_suite_with_it_and_a_page_read_marks_the_run_lost(
+    tmp_path,
+    django_db_setup,
+    client,
+    admin_user,
+    settings,
+) -> None:
+    """No beat at all here: the run's process guard ends pytest, and the web side notices the silence."""
+    settings.LOOPDASH_LOST_AFTER_S = 2
+    folder = write_suite(tmp_path, conftest=SLOW_CONFTEST, test_slow=SLOW_TESTS)
+    session = make_session("crash", folder)
     with running_worker(tmp_path / "worker", concurrency=1) as worker:
-        run = runs.request_tests(session)
+        run = queueing.request_tests(session)
         wait_for(lambda: TestRun.objects.get(pk=run.pk).total >= 3, 60, "some results to be stored")
         record = record_of(TestRun.objects.get(pk=run.pk))
+        helper = int((folder / "helper.pid").read_text())
         worker.kill_hard()
-    assert runners.group_alive(record.pgid), "pytest survives its worker (it runs in a session of its own)"
+    assert_group_gone(record.pgid)  # pytest and the helper it started ended with their worker
+    assert_pid_gone(helper)
 
-    time.sleep(2.5)  # heartbeats stopped; the bound below is 2 s
-    assert runs.reap_lost(bound_s=2)["runs"] == 1
+    time.sleep(2.5)  # heartbeats stopped; the bound is 2 s
+    client.force_login(admin_user)
+    page = client.get(f"/runs/{run.pk}/")
+    assert page.status_code == 200
     run = TestRun.objects.get(pk=run.pk)
     assert run.status == WorkStatus.LOST and run.summary_written and run.incomplete
     assert run.total >= 3 and run.total == TestResult.objects.filter(run=run).count()
-    assert "lost: no heartbeat" in run.log_tail and "orphaned process group was killed" in run.log_tail
+    assert "lost: no heartbeat" in run.log_tail
+    assert "the worker (pid" in Path(run.log_path).read_text()  # the guard said why it ended the group
+    assert reaper.reap_lost(bound_s=2)["runs"] == 0  # nothing twice
+
+
+def test_the_reaper_still_ends_orphans_on_its_own_host(tmp_path, django_db_setup) -> None:
+    """The backstop when a guard itself was killed: the reaper kills the recorded group (same host)."""
+    session = make_session("orphans", write_suite(tmp_path, conftest=SLOW_CONFTEST, test_slow=SLOW_TESTS))
+    with running_worker(tmp_path / "worker", concurrency=1) as worker:
+        run = queueing.request_tests(session)
+        wait_for(lambda: TestRun.objects.get(pk=run.pk).total >= 3, 60, "some results to be stored")
+        record = record_of(TestRun.objects.get(pk=run.pk))
+        os.kill(record.pgid, signal.SIGSTOP)  # the guard (group leader) can no longer act
+        worker.kill_hard()
+    assert runners.group_alive(record.pgid)
+    time.sleep(2.5)
+    assert reaper.reap_lost(bound_s=2)["runs"] == 1
+    run = TestRun.objects.get(pk=run.pk)
+    assert run.status == WorkStatus.LOST and "orphaned process group was killed" in run.log_tail
     assert_group_gone(record.pgid)
-    assert runs.reap_lost(bound_s=2)["runs"] == 0  # nothing twice
 
 
-def test_the_reaper_leaves_live_work_alone_and_ends_a_silent_deployment(tmp_path) -> None:  # noqa: ANN001
+def test_the_reaper_leaves_live_work_alone_and_ends_a_silent_deployment(tmp_path) -> None:
     from django.utils import timezone
 
     session = make_session("reap", tmp_path, deploy_command=["true"])
     now = timezone.now()
     beating = TestRun.objects.create(
-        session=session, cycle=runs.resolve_cycle(session, None), environment=session.environment,
+        session=session, cycle=resolve_cycle(session, None), environment=session.environment,
         status=WorkStatus.RUNNING, source=TestRun.Source.UI, started_at=now, heartbeat_at=now,
     )  # fmt: skip
     silent = Deployment.objects.create(
@@ -363,7 +459,7 @@ def test_the_reaper_leaves_live_work_alone_and_ends_a_silent_deployment(tmp_path
         session=session, cycle=beating.cycle, environment=session.environment, deployment=silent,
         status=WorkStatus.QUEUED, source=TestRun.Source.UI,
     )  # fmt: skip
-    counts = runs.reap_lost()
+    counts = reaper.reap_lost()
     assert counts["runs"] == 0 and counts["deployments"] == 1
     assert TestRun.objects.get(pk=beating.pk).status == WorkStatus.RUNNING
     assert Deployment.objects.get(pk=silent.pk).status == WorkStatus.LOST
@@ -372,22 +468,22 @@ def test_the_reaper_leaves_live_work_alone_and_ends_a_silent_deployment(tmp_path
     assert f"deployment {silent.pk}" in waiting.log_tail
 
 
-def test_a_failing_hook_after_the_summary_does_not_leave_the_run_running(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def test_a_failing_hook_after_the_summary_does_not_leave_the_run_running(tmp_path, monkeypatch) -> None:
     from django.utils import timezone
 
-    from sessions.services import lifecycle
+    from sessions.services import flaky
 
     session = make_session("hook", tmp_path)
     run = TestRun.objects.create(
-        session=session, cycle=runs.resolve_cycle(session, None), environment=session.environment,
+        session=session, cycle=resolve_cycle(session, None), environment=session.environment,
         status=WorkStatus.RUNNING, source=TestRun.Source.UI, started_at=timezone.now(), heartbeat_at=timezone.now(),
     )  # fmt: skip
 
-    def broken_hook(run: TestRun) -> None:
-        raise RuntimeError("a lifecycle hook failed")
+    def broken_step(run: TestRun) -> None:
+        raise RuntimeError("a step after the summary failed")
 
-    monkeypatch.setattr(lifecycle, "on_run_finished", broken_hook)
-    execution = runs.RunExecution(run)
+    monkeypatch.setattr(flaky, "record_run", broken_step)
+    execution = run_execution.RunExecution(run)
     with pytest.raises(RuntimeError):
         execution.finalize(WorkStatus.FINISHED, 0)
     execution.live.finish()
@@ -395,16 +491,16 @@ def test_a_failing_hook_after_the_summary_does_not_leave_the_run_running(tmp_pat
     assert run.status == WorkStatus.FINISHED and run.summary_written and run.exitstatus == 0
 
 
-def test_the_reaper_writes_a_summary_a_dead_worker_left_unwritten(tmp_path) -> None:  # noqa: ANN001
+def test_the_reaper_writes_a_summary_a_dead_worker_left_unwritten(tmp_path) -> None:
     from django.utils import timezone
 
     session = make_session("unwritten", tmp_path)
     long_ago = timezone.now() - timezone.timedelta(minutes=10)
     run = TestRun.objects.create(
-        session=session, cycle=runs.resolve_cycle(session, None), environment=session.environment,
+        session=session, cycle=resolve_cycle(session, None), environment=session.environment,
         status=WorkStatus.CANCELLED, source=TestRun.Source.UI, started_at=long_ago, heartbeat_at=long_ago,
     )  # fmt: skip
-    assert runs.reap_lost()["unfinished"] == 1
+    assert reaper.reap_lost()["unfinished"] == 1
     run.refresh_from_db()
     assert run.status == WorkStatus.CANCELLED and run.summary_written and run.incomplete
 
@@ -413,15 +509,15 @@ def test_the_reaper_writes_a_summary_a_dead_worker_left_unwritten(tmp_path) -> N
 
 
 @on_worker
-def test_two_concurrent_deploys_never_overlap(tmp_path) -> None:  # noqa: ANN001
+def test_two_concurrent_deploys_never_overlap(tmp_path) -> None:
     from sessions import tasks
 
     slow_deploy = ["{python}", "-c", "import sys, time; time.sleep(1.5); print('deployed', sys.argv[1])", "{revision}"]
     session = make_session("lock", tmp_path, deploy_command=slow_deploy, default_revision="r1")
 
-    first = runs.request_deploy(session, revision="r1")
-    with pytest.raises(runs.Refused) as refused:
-        runs.request_deploy(session, revision="r2")
+    first = queueing.request_deploy(session, revision="r1")
+    with pytest.raises(Refused) as refused:
+        queueing.request_deploy(session, revision="r2")
     assert refused.value.status == 409 and f"deployment {first.pk}" in str(refused.value)
     ended_deployment(first.pk)
 
@@ -438,10 +534,10 @@ def test_two_concurrent_deploys_never_overlap(tmp_path) -> None:  # noqa: ANN001
 
 
 @on_worker
-def test_a_failed_deploy_stops_the_cycle_and_says_why(tmp_path) -> None:  # noqa: ANN001
+def test_a_failed_deploy_stops_the_cycle_and_says_why(tmp_path) -> None:
     failing = ["{python}", "-c", "import sys; print('cannot reach the host'); sys.exit(3)"]
     session = make_session("broken-deploy", tmp_path, deploy_command=failing, default_revision="r1")
-    deployment, run = runs.request_cycle(session)
+    deployment, run = queueing.request_cycle(session)
     deployment = ended_deployment(deployment.pk)
     assert deployment.status == WorkStatus.FAILED and deployment.exit_code == 3
     assert "cannot reach the host" in deployment.log_tail
@@ -451,11 +547,11 @@ def test_a_failed_deploy_stops_the_cycle_and_says_why(tmp_path) -> None:  # noqa
 
 
 @on_worker
-def test_a_command_that_crashes_is_an_error_with_its_log(tmp_path) -> None:  # noqa: ANN001
+def test_a_command_that_crashes_is_an_error_with_its_log(tmp_path) -> None:
     session = make_session(
         "crashing", tmp_path, test_command=["{python}", "-c", "import sys; print('no tests here'); sys.exit(7)"]
     )
-    run = ended_run(runs.request_tests(session).pk, timeout=30)
+    run = ended_run(queueing.request_tests(session).pk, timeout=30)
     assert run.status == WorkStatus.ERROR and run.incomplete and run.exitstatus == 7
     assert "no tests here" in run.log_tail
 
@@ -464,7 +560,7 @@ def test_a_command_that_crashes_is_an_error_with_its_log(tmp_path) -> None:  # n
 
 
 @on_worker
-def test_trigger_waits_and_prints_the_final_status(tmp_path) -> None:  # noqa: ANN001
+def test_trigger_waits_and_prints_the_final_status(tmp_path) -> None:
     session = make_session(
         "cli", write_suite(tmp_path, test_outcomes=OUTCOME_TESTS), deploy_command=["true"], default_revision="r9"
     )
@@ -482,7 +578,7 @@ def test_trigger_waits_and_prints_the_final_status(tmp_path) -> None:  # noqa: A
 
 
 @on_worker
-def test_trigger_exits_non_zero_when_the_run_did_not_finish(tmp_path) -> None:  # noqa: ANN001
+def test_trigger_exits_non_zero_when_the_run_did_not_finish(tmp_path) -> None:
     from django.core.management.base import CommandError
 
     session = make_session("cli-error", tmp_path, test_command=["{python}", "-c", "raise SystemExit(3)"])
@@ -492,3 +588,9 @@ def test_trigger_exits_non_zero_when_the_run_did_not_finish(tmp_path) -> None:  
     assert failed.value.returncode == 1
     run = TestRun.objects.get(session=session)
     assert out.getvalue().splitlines() == [f"run {run.pk}", f"run {run.pk} error"]
+
+
+@on_worker
+def test_healthz_counts_the_workers_that_answer(client) -> None:
+    body = client.get("/healthz").json()
+    assert body["broker"] == "ok" and body["workers"] >= 1

@@ -13,7 +13,7 @@ HX = {"HX-Request": "true"}
 
 
 @pytest.fixture
-def pair():  # noqa: ANN201
+def pair():
     before = ingest(
         [
             Case("test_fixed", "failed", 1.0, "AssertionError: was broken"),
@@ -45,15 +45,15 @@ def pair():  # noqa: ANN201
     return before, after
 
 
-def names(item) -> list[str]:  # noqa: ANN001
+def names(item) -> list[str]:
     return [row.case.nodeid.rsplit("::", 1)[1] for row in item.rows]
 
 
-def was(item) -> list[str | None]:  # noqa: ANN001
+def was(item) -> list[str | None]:
     return [row.was.outcome if row.was else None for row in item.rows]
 
 
-def test_the_six_lists(client, viewer, pair) -> None:  # noqa: ANN001
+def test_the_six_lists(client, viewer, pair) -> None:
     before, after = pair
     client.force_login(viewer)
     response = client.get(reverse("run_compare_with", args=[after.pk, before.pk]))
@@ -72,7 +72,7 @@ def test_the_six_lists(client, viewer, pair) -> None:  # noqa: ANN001
     assert "Next 50 →" in html
 
 
-def test_a_list_pages_by_keyset_through_htmx(client, viewer, pair) -> None:  # noqa: ANN001
+def test_a_list_pages_by_keyset_through_htmx(client, viewer, pair) -> None:
     before, after = pair
     client.force_login(viewer)
     url = reverse("run_compare_with", args=[after.pk, before.pk])
@@ -84,7 +84,7 @@ def test_a_list_pages_by_keyset_through_htmx(client, viewer, pair) -> None:  # n
     assert not {r.case.pk for r in page.rows} & {r.case.pk for r in second.rows}
 
 
-def test_the_default_is_the_previous_complete_full_run(client, viewer, pair) -> None:  # noqa: ANN001
+def test_the_default_is_the_previous_complete_full_run(client, viewer, pair) -> None:
     before, after = pair
     rerun = ingest([Case("test_still", "failed", 1.0, "AssertionError: still broken")], cycle=2, label="rerun")
     TestRun.objects.filter(pk=rerun.pk).update(scope=TestRun.Scope.FAILED)
@@ -96,20 +96,26 @@ def test_the_default_is_the_previous_complete_full_run(client, viewer, pair) -> 
     assert empty.context["base"] is None and "No earlier complete full run" in empty.content.decode()
 
 
-def test_runs_of_different_environments_are_not_compared(client, viewer, pair) -> None:  # noqa: ANN001
+def test_runs_of_different_environments_are_not_compared(client, viewer, pair) -> None:
     _before, after = pair
     import io
 
-    from sessions.services.ingestion import ingest_file
+    from sessions.services.ingestion.upload import ingest_file
     from sessions.tests.test_pages import junit_xml
 
-    other = ingest_file(io.BytesIO(junit_xml([Case("test_x")], suite="p")), "p.xml", session_slug="prod", environment_name="prod").run
+    other = ingest_file(
+        io.BytesIO(junit_xml([Case("test_x")], suite="p")),
+        "p.xml",
+        session_slug="prod",
+        environment_name="prod",
+        create_environment=True,
+    ).run
     client.force_login(viewer)
     response = client.get(reverse("run_compare_with", args=[after.pk, other.pk]))
     assert response.context["base"] is None and "different environments" in response.content.decode()
 
 
-def test_the_default_prefers_the_previous_run_of_the_same_suite(client, viewer) -> None:  # noqa: ANN001
+def test_the_default_prefers_the_previous_run_of_the_same_suite(client, viewer) -> None:
     full = [Case(f"test_{i}") for i in range(40)]
     p1 = [Case(f"test_{i}") for i in range(5)]
     full_1 = ingest(full, cycle=1, label="full")

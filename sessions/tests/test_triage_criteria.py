@@ -25,19 +25,27 @@ def session() -> LoopSession:
     ingest([p1("a"), p1("b", "failed"), Case("test_other")], session="crit", cycle=1, label="c1")
     session = LoopSession.objects.get(slug="crit")
     env = session.environment
-    env.metric_targets = {"ws_latency_ms": {"target": 50, "lower_is_better": True}, "rps": {"target": 100, "lower_is_better": False}}
+    env.metric_targets = {
+        "ws_latency_ms": {"target": 50, "lower_is_better": True},
+        "rps": {"target": 100, "lower_is_better": False},
+    }
     env.save()
     return session
 
 
-def add(session: LoopSession, text: str, kind: str, **params) -> SuccessCriterion:  # noqa: ANN003
+def add(session: LoopSession, text: str, kind: str, **params) -> SuccessCriterion:
     return criteria.add_criterion(session, {"text": text, "kind": kind, **params}, None)
 
 
-def test_automatic_criteria_tick_themselves_from_each_complete_full_run(session) -> None:  # noqa: ANN001
+def test_automatic_criteria_tick_themselves_from_each_complete_full_run(session) -> None:
     rate = add(session, "P1 at 100%", "pass_rate", priority="P1", threshold="100")
     suspects = add(session, "No suspects", "no_suspects")
-    named = add(session, "Golden tests", "tests_pass", tests="tests/e2e/test_chat.py::test_p1_a\ntests/e2e/test_chat.py::test_p1_b")
+    named = add(
+        session,
+        "Golden tests",
+        "tests_pass",
+        tests="tests/e2e/test_chat.py::test_p1_a\ntests/e2e/test_chat.py::test_p1_b",
+    )
     manual = add(session, "Agent events delivered", "manual")
     for c in (rate, named):
         assert not c.done and c.evaluated_run is not None  # evaluated at once from the latest run
@@ -53,7 +61,7 @@ def test_automatic_criteria_tick_themselves_from_each_complete_full_run(session)
     assert not manual.done and manual.evaluated_run is None  # manual items are never ticked by runs
 
 
-def test_a_rerun_of_failed_tests_does_not_tick_the_checklist(session) -> None:  # noqa: ANN001
+def test_a_rerun_of_failed_tests_does_not_tick_the_checklist(session) -> None:
     rate = add(session, "P1 at 100%", "pass_rate", priority="P1", threshold="100")
     rerun = ingest([p1("b")], session="crit", cycle=1, label="rerun")
     # An upload is a full run; the worker's reruns are created with their scope. Make this one a rerun:
@@ -67,7 +75,7 @@ def test_a_rerun_of_failed_tests_does_not_tick_the_checklist(session) -> None:  
     assert not rate.done
 
 
-def test_metric_criteria_read_the_runs_median_against_the_environments_target(session) -> None:  # noqa: ANN001
+def test_metric_criteria_read_the_runs_median_against_the_environments_target(session) -> None:
     latency = add(session, "Latency", "metric", metric="ws_latency_ms")
     rps = add(session, "Throughput", "metric", metric="rps")
     unknown = add(session, "No target", "metric", metric="nope")
@@ -82,21 +90,22 @@ def test_metric_criteria_read_the_runs_median_against_the_environments_target(se
     assert not unknown.done and "no target" in unknown.detail
 
 
-def test_metrics_come_from_junit_properties_through_ingestion(session) -> None:  # noqa: ANN001
+def test_metrics_come_from_junit_properties_through_ingestion(session) -> None:
     add(session, "Latency", "metric", metric="ws_latency_ms")
     xml = junit_xml([Case("test_ping")], suite="props").replace(
-        b'time="1.25"/>', b'time="1.25"><properties><property name="ws_latency_ms" value="41.5"/></properties></testcase>'
+        b'time="1.25"/>',
+        b'time="1.25"><properties><property name="ws_latency_ms" value="41.5"/></properties></testcase>',
     )
     import io
 
-    from sessions.services.ingestion import ingest_file
+    from sessions.services.ingestion.upload import ingest_file
 
     run = ingest_file(io.BytesIO(xml), "props.xml", session_slug="crit", cycle_number=3).run
     assert run.metrics == {"ws_latency_ms": 41.5}
     assert SuccessCriterion.objects.get(text="Latency").done
 
 
-def test_named_tests_are_checked_in_one_query_however_many(session) -> None:  # noqa: ANN001
+def test_named_tests_are_checked_in_one_query_however_many(session) -> None:
     names = "\n".join(f"tests/e2e/test_chat.py::test_{i}" for i in range(150))
     add(session, "Many tests", "tests_pass", tests=names)
     add(session, "More tests", "tests_pass", tests=names)
@@ -108,26 +117,34 @@ def test_named_tests_are_checked_in_one_query_however_many(session) -> None:  # 
     assert all(c.done for c in SuccessCriterion.objects.filter(session=session))
 
 
-def test_engineers_edit_the_checklist_in_place(client, engineer, session) -> None:  # noqa: ANN001
+def test_engineers_edit_the_checklist_in_place(client, engineer, session) -> None:
     client.force_login(engineer)
-    response = client.post(reverse("criterion_add", args=["crit"]), {"text": "Real staging connectivity", "kind": "manual"}, headers=HX)
+    response = client.post(
+        reverse("criterion_add", args=["crit"]), {"text": "Real staging connectivity", "kind": "manual"}, headers=HX
+    )
     assert response.status_code == 200
     assert response.content.decode().lstrip().startswith('<section class="card" id="criteria"')
     item = SuccessCriterion.objects.get(text="Real staging connectivity")
     client.post(reverse("criterion_tick", args=[item.pk]), {"done": "1"}, headers=HX)
     item.refresh_from_db()
     assert item.done and item.updated_by == engineer
-    client.post(reverse("criterion_edit", args=[item.pk]), {"text": "P1 green", "kind": "pass_rate", "priority": "P1", "threshold": "100"}, headers=HX)
+    client.post(
+        reverse("criterion_edit", args=[item.pk]),
+        {"text": "P1 green", "kind": "pass_rate", "priority": "P1", "threshold": "100"},
+        headers=HX,
+    )
     item.refresh_from_db()
     assert item.kind == "pass_rate" and item.params == {"priority": "P1", "threshold": 100.0} and not item.done
     assert client.post(reverse("criterion_tick", args=[item.pk]), {"done": "1"}, headers=HX).status_code == 422
-    bad = client.post(reverse("criterion_add", args=["crit"]), {"text": "x", "kind": "pass_rate", "threshold": "120"}, headers=HX)
+    bad = client.post(
+        reverse("criterion_add", args=["crit"]), {"text": "x", "kind": "pass_rate", "threshold": "120"}, headers=HX
+    )
     assert bad.status_code == 422 and "between 0 and 100" in bad.content.decode()
     client.post(reverse("criterion_delete", args=[item.pk]), headers=HX)
     assert not SuccessCriterion.objects.filter(pk=item.pk).exists()
 
 
-def test_a_viewer_sees_the_checklist_without_controls(client, viewer, session) -> None:  # noqa: ANN001
+def test_a_viewer_sees_the_checklist_without_controls(client, viewer, session) -> None:
     add(session, "Manual one", "manual")
     client.force_login(viewer)
     html = client.get(reverse("session_detail", args=["crit"])).content.decode()

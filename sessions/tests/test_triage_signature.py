@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from sessions.models import FailureSignature, RunSignature, SignatureCategory, SignatureEvent, TestResult
 from sessions.services import triage
+from sessions.services.run_completion import complete_run
 from sessions.tests.test_pages import Case, ingest
 
 pytestmark = pytest.mark.django_db
@@ -17,7 +18,7 @@ TIMEOUT = "TimeoutError: Timeout after 120s waiting for agent_completed"
 
 
 @pytest.fixture
-def two_cycles():  # noqa: ANN201
+def two_cycles():
     first = ingest(
         [Case("test_ws_a", "failed", 1.0, WS), Case("test_ws_b", "failed", 1.0, WS),
          Case("test_stream", "failed", 2.0, TIMEOUT), Case("test_ok")],
@@ -33,12 +34,12 @@ def two_cycles():  # noqa: ANN201
 
 
 @pytest.fixture
-def erin(client, engineer):  # noqa: ANN001, ANN201
+def erin(client, engineer):
     client.force_login(engineer)
     return client
 
 
-def test_the_title_is_edited_in_place(erin, two_cycles) -> None:  # noqa: ANN001
+def test_the_title_is_edited_in_place(erin, two_cycles) -> None:
     _first, _second, ws, _t = two_cycles
     url = reverse("signature_title", args=[ws.pk])
     response = erin.post(url, {"title": "WebSocket 1011 on connect", "version": ws.version}, headers=HX)
@@ -51,7 +52,7 @@ def test_the_title_is_edited_in_place(erin, two_cycles) -> None:  # noqa: ANN001
     assert erin.post(url, {"title": "  ", "version": ws.version}, headers=HX).status_code == 422
 
 
-def test_a_stale_title_is_refused_and_the_newer_one_shown(erin, two_cycles) -> None:  # noqa: ANN001
+def test_a_stale_title_is_refused_and_the_newer_one_shown(erin, two_cycles) -> None:
     _first, _second, ws, _t = two_cycles
     triage.set_title(ws, "Renamed by someone else", ws.version, None)
     response = erin.post(reverse("signature_title", args=[ws.pk]), {"title": "Mine", "version": 1}, headers=HX)
@@ -62,16 +63,23 @@ def test_a_stale_title_is_refused_and_the_newer_one_shown(erin, two_cycles) -> N
     assert ws.title == "Renamed by someone else"
 
 
-def test_an_engineer_sets_the_status(erin, two_cycles) -> None:  # noqa: ANN001
+def test_an_engineer_sets_the_status(erin, two_cycles) -> None:
     _first, _second, ws, _t = two_cycles
-    response = erin.post(reverse("signature_status", args=[ws.pk]), {"status": "investigating", "version": ws.version}, headers=HX)
+    response = erin.post(
+        reverse("signature_status", args=[ws.pk]), {"status": "investigating", "version": ws.version}, headers=HX
+    )
     assert response.status_code == 200
     ws.refresh_from_db()
     assert ws.status == "investigating"
-    assert erin.post(reverse("signature_status", args=[ws.pk]), {"status": "done", "version": ws.version}, headers=HX).status_code == 422
+    assert (
+        erin.post(
+            reverse("signature_status", args=[ws.pk]), {"status": "done", "version": ws.version}, headers=HX
+        ).status_code
+        == 422
+    )
 
 
-def test_a_merge_moves_results_and_counts_and_loses_nothing(erin, two_cycles) -> None:  # noqa: ANN001
+def test_a_merge_moves_results_and_counts_and_loses_nothing(erin, two_cycles) -> None:
     first, second, ws, timeout = two_cycles
     analysis = triage.create_analysis(timeout, None, "Streaming never completes")
     total = TestResult.objects.filter(signature__isnull=False).count()
@@ -95,7 +103,7 @@ def test_a_merge_moves_results_and_counts_and_loses_nothing(erin, two_cycles) ->
     assert SignatureEvent.objects.filter(signature=ws, action="merged").exists()
 
 
-def test_future_failures_of_a_merged_fingerprint_land_on_the_target(two_cycles) -> None:  # noqa: ANN001
+def test_future_failures_of_a_merged_fingerprint_land_on_the_target(two_cycles) -> None:
     _first, _second, ws, timeout = two_cycles
     triage.merge(timeout, ws, None)
     third = ingest([Case("test_stream", "failed", 2.0, TIMEOUT)], cycle=3, label="three")
@@ -103,7 +111,7 @@ def test_future_failures_of_a_merged_fingerprint_land_on_the_target(two_cycles) 
     assert RunSignature.objects.get(run=third).signature == ws
 
 
-def test_a_merge_into_a_merged_signature_follows_it_and_chains_stay_flat(two_cycles) -> None:  # noqa: ANN001
+def test_a_merge_into_a_merged_signature_follows_it_and_chains_stay_flat(two_cycles) -> None:
     first, _second, ws, timeout = two_cycles
     third = ingest([Case("test_key", "failed", 1.0, "KeyError: 'agent'")], cycle=3, label="three")
     key = FailureSignature.objects.get(run_counts__run=third)
@@ -116,7 +124,7 @@ def test_a_merge_into_a_merged_signature_follows_it_and_chains_stay_flat(two_cyc
 
 
 @pytest.mark.parametrize("case", ["itself", "loop", "already", "elsewhere"])
-def test_merges_that_make_no_sense_are_refused(two_cycles, case: str) -> None:  # noqa: ANN001
+def test_merges_that_make_no_sense_are_refused(two_cycles, case: str) -> None:
     from sessions.models import Environment
 
     _first, _second, ws, timeout = two_cycles
@@ -136,34 +144,43 @@ def test_merges_that_make_no_sense_are_refused(two_cycles, case: str) -> None:  
         triage.merge(source, target, None)
 
 
-def test_a_run_that_wrote_to_a_signature_merged_meanwhile_is_fixed_up_when_it_ends(two_cycles) -> None:  # noqa: ANN001
-    from sessions.services.lifecycle import on_run_finished
-
+def test_a_run_that_wrote_to_a_signature_merged_meanwhile_is_fixed_up_when_it_ends(two_cycles) -> None:
     _first, second, ws, timeout = two_cycles
     triage.merge(timeout, ws, None)
     # As if a live run had resolved the fingerprint before the merge and kept writing to it:
     TestResult.objects.filter(run=second, case__nodeid__endswith="test_stream").update(signature=timeout)
     RunSignature.objects.create(run=second, signature=timeout, results=1, tests=1, modules=1)
-    on_run_finished(second)
+    complete_run(second, status=second.status)
     assert not TestResult.objects.filter(signature=timeout).exists()
     assert RunSignature.objects.get(run=second, signature=ws).results == 2
 
 
-def test_categories_label_new_signatures_and_relabel_all_when_saved(two_cycles) -> None:  # noqa: ANN001
+def test_categories_label_new_signatures_and_relabel_all_when_saved_in_the_admin(
+    client, admin_user, two_cycles
+) -> None:
     _first, _second, ws, timeout = two_cycles
     assert ws.category is None
-    infra = SignatureCategory.objects.create(name="infrastructure", pattern=r"(?i)1011|timeout", position=1)
+    client.force_login(admin_user)
+    admin = "/admin/loop_sessions/signaturecategory/"
+
+    def save(url: str, name: str, pattern: str, position: int) -> None:
+        data = {"name": name, "pattern": pattern, "position": position, "colour": "#6b7280"}
+        response = client.post(url, data)
+        assert response.status_code == 302, response.content.decode()[:2000]
+
+    save(f"{admin}add/", "infrastructure", r"(?i)1011|timeout", 1)
+    infra = SignatureCategory.objects.get(name="infrastructure")
     ws.refresh_from_db()
     timeout.refresh_from_db()
     assert ws.category == infra and timeout.category == infra
-    network = SignatureCategory.objects.create(name="network", pattern=r"ConnectionClosed", position=0)
+    save(f"{admin}add/", "network", r"ConnectionClosed", 0)
+    network = SignatureCategory.objects.get(name="network")
     ws.refresh_from_db()
     assert ws.category == network  # the first by position wins
-    network.pattern = r"nothing-matches-this"
-    network.save()
+    save(f"{admin}{network.pk}/change/", "network", r"nothing-matches-this", 0)
     ws.refresh_from_db()
     assert ws.category == infra
-    infra.delete()
+    assert client.post(f"{admin}{infra.pk}/delete/", {"post": "yes"}).status_code == 302
     ws.refresh_from_db()
     assert ws.category is None
     fresh = ingest([Case("test_new", "failed", 1.0, "ConnectionClosedError: nothing-matches-this now")], cycle=3)
@@ -176,7 +193,7 @@ def test_a_category_pattern_must_compile() -> None:
         category.full_clean()
 
 
-def test_the_page_shows_occurrences_tests_modules_and_one_full_traceback(client, viewer, two_cycles) -> None:  # noqa: ANN001
+def test_the_page_shows_occurrences_tests_modules_and_one_full_traceback(client, viewer, two_cycles) -> None:
     first, second, ws, _t = two_cycles
     client.force_login(viewer)
     response = client.get(reverse("signature_detail", args=[ws.pk]))

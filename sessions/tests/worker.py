@@ -165,10 +165,10 @@ def routed_to(queue: str) -> Iterator[None]:
 @contextmanager
 def running_worker(log_dir: Path, *, concurrency: int = 2, env: dict[str, str] | None = None) -> Iterator[Worker]:
     """Start a worker, route this process's tasks to it, stop it at the end."""
-    from sessions.runners import become_subreaper
+    from sessions.work.runners import become_subreaper
 
     require_services()
-    # Processes a killed worker orphans are adopted here, so they can be reaped (see sessions.runners).
+    # Processes a killed worker orphans are adopted here, so they can be reaped (see sessions.work.runners).
     become_subreaper()
     worker = Worker(concurrency=concurrency, log_dir=log_dir, env=env).start()
     try:
@@ -192,7 +192,7 @@ def main(argv: list[str]) -> None:
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup, tmp_path_factory):  # noqa: ANN001, ANN201
+def celery_worker(django_db_setup, tmp_path_factory):
     """A worker shared by a test module's worker tests (three processes: enough for two concurrent deploys)."""
     with running_worker(tmp_path_factory.mktemp("celery-worker"), concurrency=3) as worker:
         yield worker

@@ -1,6 +1,6 @@
 """`manage.py generate_history --cycles N --tests N [--session SLUG] [--flaky-rate 0.02] [--seed 1] [--reset]`.
 
-Builds a realistic loop history through the real ingest path (see ``sessions/services/history.py``):
+Builds a realistic loop history through the real ingest path (see ``sessions/demo/history.py``):
 500 cycles of 2,000 tests store about 1,000,000 results. Progress goes to stderr. A session that
 already exists is left alone: the same history again is reported as done (exit 0), a different one is
 refused; ``--reset`` deletes it first.
@@ -13,7 +13,9 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from sessions.services import history
+from sessions.demo import history
+from sessions.demo.history_suite import HistorySpec
+from sessions.management.commands.ingest import environment_name
 
 
 def _clock(seconds: float) -> str:
@@ -28,20 +30,29 @@ class Command(BaseCommand):
         parser.add_argument("--cycles", type=int, required=True)
         parser.add_argument("--tests", type=int, required=True, help="Tests in the suite (results per full run).")
         parser.add_argument("--session", default="history", help="Session slug (default: history).")
-        parser.add_argument("--environment", default="staging", help="Environment name (default: staging).")
+        parser.add_argument(
+            "--environment",
+            default="staging",
+            type=environment_name,
+            help="Environment name, a slug (default: staging).",
+        )
         parser.add_argument("--flaky-rate", type=float, default=0.02, help="Share of flaky tests (default 0.02).")
-        parser.add_argument("--rerun-rate", type=float, default=0.35,
-                            help="Share of cycles with failures whose failures are rerun (default 0.35).")
+        parser.add_argument(
+            "--rerun-rate",
+            type=float,
+            default=0.35,
+            help="Share of cycles with failures whose failures are rerun (default 0.35).",
+        )
         parser.add_argument("--seed", type=int, default=1)
         parser.add_argument("--title", default="")
         parser.add_argument("--reset", action="store_true", help="Delete the session (and what only it held) first.")
 
-    def handle(self, *args, **options) -> None:  # noqa: ANN002, ANN003
+    def handle(self, *args, **options) -> None:
         if options["cycles"] < 1 or options["tests"] < 1:
             raise CommandError("--cycles and --tests must be 1 or more")
         if not 0 <= options["flaky_rate"] <= 1 or not 0 <= options["rerun_rate"] <= 1:
             raise CommandError("--flaky-rate and --rerun-rate must be between 0 and 1")
-        spec = history.HistorySpec(
+        spec = HistorySpec(
             slug=options["session"],
             cycles=options["cycles"],
             tests=options["tests"],
@@ -56,7 +67,9 @@ class Command(BaseCommand):
             if options["reset"]:
                 started = time.perf_counter()
                 runs = history.reset(spec.slug)
-                self.stderr.write(f"reset: deleted session '{spec.slug}' ({runs} runs) in {time.perf_counter() - started:.1f} s")
+                self.stderr.write(
+                    f"reset: deleted session '{spec.slug}' ({runs} runs) in {time.perf_counter() - started:.1f} s"
+                )
             elif history.describe(spec) in found.mission and found.cycle_count == spec.cycles:
                 self.stdout.write(
                     f"session '{spec.slug}' already holds this history ({found.cycle_count} cycles); nothing to do"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from sessions import demo
+from sessions.demo import loader
 
 
 class Command(BaseCommand):
@@ -13,5 +13,5 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--reset", action="store_true", help="Delete the demo session and load it again.")
 
-    def handle(self, *args, **options) -> None:  # noqa: ANN002, ANN003
-        demo.load(self.stdout.write, reset=options["reset"])
+    def handle(self, *args, **options) -> None:
+        loader.load(self.stdout.write, reset=options["reset"])

@@ -11,10 +11,8 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from sessions.models import Deployment, TestRun, WorkStatus
+from sessions.models import LIVE_STATUSES, Deployment, TestRun, WorkStatus
 from sessions.services.triggers import TriggerError, trigger_from_request
-
-LIVE = (WorkStatus.QUEUED, WorkStatus.RUNNING)
 
 
 class Command(BaseCommand):
@@ -31,7 +29,7 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=None, help="With --wait: give up after SECONDS.")
         parser.add_argument("--poll", type=float, default=1.0, help="With --wait: seconds between polls.")
 
-    def handle(self, *args, **options) -> None:  # noqa: ANN002, ANN003
+    def handle(self, *args: object, **options: object) -> None:
         payload: dict[str, object] = {"action": options["action"]}
         for key in ("revision", "rerun", "scope", "tests"):
             if options[key] is not None:
@@ -61,7 +59,7 @@ class Command(BaseCommand):
         for name, model, pk in pending:
             while True:
                 row = model.objects.filter(pk=pk).first()
-                ended = row is None or (row.status not in LIVE and getattr(row, "summary_written", True))
+                ended = row is None or (row.status not in LIVE_STATUSES and getattr(row, "summary_written", True))
                 if ended:
                     break
                 if deadline is not None and time.monotonic() > deadline:

@@ -1,0 +1,38 @@
+"""The rows the operate views act on (deploy, run, rerun, cancel) and show live (progress, logs)."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+
+from ..models import Deployment, LoopSession, TestRun
+
+
+def session_to_operate(slug: str) -> LoopSession:
+    """A session with its environment: the commands and revisions a deploy or a run reads."""
+    return get_object_or_404(LoopSession.objects.select_related("environment"), slug=slug)
+
+
+def run_to_operate(pk: int) -> TestRun:
+    """A run with its session and environment: what a rerun starts from and the progress partial shows."""
+    return get_object_or_404(TestRun.objects.select_related("session__environment"), pk=pk)
+
+
+def run_to_cancel(pk: int) -> TestRun:
+    return get_object_or_404(TestRun, pk=pk)
+
+
+def run_log_path(pk: int) -> tuple[int, str]:
+    """The run's id and the path of its log (empty until the run started)."""
+    run = get_object_or_404(TestRun.objects.only("id", "log_path"), pk=pk)
+    return run.pk, run.log_path
+
+
+def deployment_to_operate(pk: int) -> Deployment:
+    return get_object_or_404(Deployment, pk=pk)
+
+
+def deployment_waited_for(run: TestRun) -> Deployment | None:
+    """The deployment a queued run of a cycle waits for (its status and revision), for the progress partial."""
+    if not run.deployment_id:
+        return None
+    return Deployment.objects.filter(pk=run.deployment_id).only("id", "status", "revision").first()

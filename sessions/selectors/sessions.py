@@ -1,0 +1,251 @@
+"""The session list and the session page: cycles and runs, the trend, criteria, the signature board, flaky tests.
+
+The trend and everything else built from all of a session's cycles is cached until its runs change
+(``sessions.cache.session_trend``); the rest of the page is bounded slices.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from django.db.models import Count, Max, QuerySet, Sum
+from django.shortcuts import get_object_or_404
+
+from .. import cache as page_cache
+from ..charts import metric_figure, trend_figure
+from ..models import FailureSignature, LoopSession, RunSignature, SuccessCriterion, TestCase, TestRun
+from .columns import RUN_SUMMARY_FIELDS
+from .cycles import (
+    CycleRow,
+    chart_priority,
+    cycle_table,
+    cycles_to_green,
+    latest_representative,
+    recent_cycles,
+    session_cycles,
+    trend_points,
+)
+from .metrics import metric_rows, metric_series
+
+SESSION_LIST_LIMIT = 200
+SESSION_CYCLE_ROWS = 30  # cycles in the "Cycles and runs" table; older ones one link away
+CYCLE_TABLE_COLUMNS = 12  # cycles in the "Key metrics per cycle" table
+BOARD_LIMIT = 300
+BOARD_COLUMN = 12
+FLAKY_LIMIT = 15
+
+
+# -- the session list ----------------------------------------------------------------------------------------
+
+
+def sessions_for_list() -> QuerySet[LoopSession]:
+    """Sessions with their environment and latest run in one query (the denormalised ``latest_run``)."""
+    latest = [f"latest_run__{name}" for name in RUN_SUMMARY_FIELDS if name != "id"]
+    return (
+        LoopSession.objects.select_related("environment", "latest_run")
+        .only(
+            "id",
+            "title",
+            "slug",
+            "status",
+            "created_at",
+            "cycle_count",
+            "goal_pass_rate",
+            "goal_priority",
+            "environment__name",
+            "latest_run__id",
+            *latest,
+        )
+        .order_by("-created_at", "-id")
+    )
+
+
+def sessions_list_page() -> dict:
+    """The context of the session list: the latest sessions, newest first."""
+    return {"sessions": list(sessions_for_list()[:SESSION_LIST_LIMIT])}
+
+
+# -- the session page ----------------------------------------------------------------------------------------
+
+
+def session_for_page(slug: str) -> LoopSession:
+    return get_object_or_404(LoopSession.objects.select_related("environment", "latest_run"), slug=slug)
+
+
+def session_criteria(session: LoopSession) -> list[SuccessCriterion]:
+    return list(
+        SuccessCriterion.objects.filter(session=session).select_related("updated_by").order_by("position", "id")
+    )
+
+
+def criterion_for_edit(pk: int) -> SuccessCriterion:
+    """A criterion with its session and environment, which the criteria section shows after the write."""
+    return get_object_or_404(SuccessCriterion.objects.select_related("session__environment"), pk=pk)
+
+
+@dataclass(slots=True)
+class BoardCard:
+    signature_id: int
+    title: str
+    status: str
+    category: str
+    colour: str
+    error_type: str
+    results: int  # failing results in this session's runs
+    runs: int
+    last_run: int
+
+
+# The board shows what counted runs say about the product: not signatures seen only in excluded or
+# incomplete runs, nor loopdash's own (a test cut off by a cancel).
+_ON_THE_BOARD = {"run__counted": True, "signature__merged_into__isnull": True, "signature__internal": False}
+
+
+def signature_board(session: LoopSession) -> tuple[list[tuple[str, str, list[BoardCard], int]], int]:
+    """The session's signatures by status: [(status, label, cards, count)], total. Two queries.
+
+    Only signatures that counted runs show, and none of loopdash's own (``_ON_THE_BOARD``).
+    """
+    rows = (
+        RunSignature.objects.filter(**_ON_THE_BOARD, run__session=session)
+        .values(
+            "signature_id", "signature__title", "signature__status", "signature__error_type",
+            "signature__category__name", "signature__category__colour",
+        )
+        .annotate(results=Sum("results"), runs=Count("id"), last_run=Max("run_id"))
+        .order_by("-last_run", "-results")[:BOARD_LIMIT]
+    )  # fmt: skip
+    counts = dict(
+        FailureSignature.objects.filter(
+            run_counts__run__session=session,
+            run_counts__run__counted=True,
+            merged_into__isnull=True,
+            internal=False,
+        )
+        .values_list("status")
+        .annotate(n=Count("id", distinct=True))
+        .order_by()
+    )
+    columns: dict[str, list[BoardCard]] = {value: [] for value in FailureSignature.Status.values}
+    for r in rows:
+        cards = columns.setdefault(r["signature__status"], [])
+        if len(cards) < BOARD_COLUMN:
+            cards.append(
+                BoardCard(
+                    signature_id=r["signature_id"],
+                    title=r["signature__title"],
+                    status=r["signature__status"],
+                    category=r["signature__category__name"] or "",
+                    colour=r["signature__category__colour"] or "",
+                    error_type=r["signature__error_type"],
+                    results=r["results"],
+                    runs=r["runs"],
+                    last_run=r["last_run"],
+                )
+            )
+    board = [
+        (value, label, columns.get(value, []), counts.get(value, 0)) for value, label in FailureSignature.Status.choices
+    ]
+    return board, sum(counts.values())
+
+
+def flaky_tests(session: LoopSession, limit: int = FLAKY_LIMIT) -> tuple[list[TestCase], int]:
+    """The environment's flaky tests (index case_env_flaky), most recently caught first, and how many."""
+    qs = TestCase.objects.filter(environment_id=session.environment_id, flaky_at__isnull=False, flip_rate__gt=0)
+    rows = list(
+        qs.select_related("flaky_run")
+        .only(
+            "id",
+            "nodeid",
+            "priority",
+            "recent",
+            "flip_rate",
+            "flaky_key",
+            "flaky_at",
+            "flaky_run_id",
+            "flaky_run__id",
+            "flaky_run__label",
+        )
+        .order_by("-flaky_at", "-id")[: limit + 1]
+    )
+    count = len(rows) if len(rows) <= limit else qs.count()
+    return rows[:limit], count
+
+
+def session_overview(session: LoopSession, cycles: list[CycleRow]) -> dict:
+    """What the session page builds from all of its cycles (the charts, cycles to green, counts).
+
+    Cached by ``sessions.cache.session_trend`` until the session's runs change: with 500 cycles it
+    reads every run and builds 500-point figures (about 50 ms at 1,000,000 results).
+    """
+    priority = chart_priority(session, cycles)
+    targets = session.environment.metric_targets or {}
+    latest = latest_representative(cycles)
+    return {
+        "figure": trend_figure(
+            trend_points(cycles, priority), priority=priority, goal_pass_rate=session.goal_pass_rate
+        ),
+        "has_chart": bool(cycles),
+        "chart_priority": priority,
+        "metric_charts": [
+            {
+                "id": f"metric-{i}",
+                "name": name,
+                "figure": metric_figure(name, points, target=target, lower_is_better=lower),
+            }
+            for i, (name, points, target, lower) in enumerate(metric_series(cycles, targets))
+        ],
+        "green": cycles_to_green(session, cycles),
+        "run_count": sum(len(row.runs) for row in cycles),
+        "latest_id": latest.pk if latest is not None else None,
+    }
+
+
+def criteria_section(session: LoopSession, *, can_annotate: bool, editing_criterion: int | None) -> dict:
+    """The context of the criteria section (the partial a criterion's write answers with)."""
+    return {
+        "session": session,
+        "criteria": session_criteria(session),
+        "criterion_kinds": SuccessCriterion.Kind.choices,
+        "can_annotate": can_annotate,
+        "editing_criterion": editing_criterion,
+    }
+
+
+def session_page(
+    session: LoopSession, *, cycles_before: int | None, editing_criterion: int | None, can_annotate: bool
+) -> dict:
+    """The context of the session page: the latest cycles (or those numbered below ``cycles_before``)."""
+    targets = session.environment.metric_targets or {}
+    every: list[CycleRow] = []
+
+    def build() -> dict:
+        every.extend(session_cycles(session))
+        return session_overview(session, every)
+
+    overview = page_cache.session_trend(session, build, json.dumps(targets, sort_keys=True, default=str))
+    if every and cycles_before is None:  # built in this request: the latest cycles are at hand
+        cycles, older = every[-SESSION_CYCLE_ROWS:], len(every) > SESSION_CYCLE_ROWS
+    else:
+        cycles, older = recent_cycles(session, last=SESSION_CYCLE_ROWS, before=cycles_before)
+    reps = {row.representative.pk: row.representative for row in cycles if row.representative is not None}
+    latest = reps.get(overview["latest_id"])
+    if latest is None and overview["latest_id"] is not None:
+        latest = TestRun.objects.filter(pk=overview["latest_id"]).only("id", "metrics").first()
+    board, board_total = signature_board(session)
+    flaky, flaky_count = flaky_tests(session)
+    return {
+        **{key: value for key, value in overview.items() if key != "latest_id"},
+        **criteria_section(session, can_annotate=can_annotate, editing_criterion=editing_criterion),
+        "cycles": list(reversed(cycles)),  # newest cycle first in the table
+        "older_cycles": cycles[0].cycle.number if older and cycles else None,
+        "cycles_before": cycles_before,
+        "cycle_table": cycle_table(cycles[-CYCLE_TABLE_COLUMNS:], overview["chart_priority"]),
+        "board": board,
+        "board_total": board_total,
+        "flaky": flaky,
+        "flaky_count": flaky_count,
+        "metrics": metric_rows(latest, targets),
+        "metrics_run": latest,
+    }

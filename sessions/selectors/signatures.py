@@ -1,0 +1,203 @@
+"""The signature page: where a failure signature appeared, the tests it hit, a traceback, its events.
+
+Its analyses (five whys) are read by ``selectors.analyses``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Count, F, Max, Sum
+from django.db.models.functions import Substr
+from django.shortcuts import get_object_or_404
+
+from ..charts import Occurrence, occurrences_figure
+from ..models import Analysis, FailureSignature, RunSignature, SignatureEvent, TestResult
+from .analyses import analysis_history, signature_analyses
+from .columns import DETAILS_PREVIEW_CHARS
+
+RUNS_SHOWN = 50
+
+
+def signature_for_page(pk: int) -> FailureSignature:
+    return get_object_or_404(
+        FailureSignature.objects.select_related(
+            "environment", "category", "merged_into", "first_seen_run__cycle", "last_seen_run__cycle"
+        ),
+        pk=pk,
+    )
+
+
+def merge_target(pk: int | None) -> FailureSignature | None:
+    """The signature a merge names, or None when it names none that exists."""
+    return FailureSignature.objects.filter(pk=pk).first() if pk else None
+
+
+def signature_runs(signature: FailureSignature, limit: int = RUNS_SHOWN) -> list[RunSignature]:
+    """The runs a signature appeared in, newest first (index runsig_signature_run)."""
+    return list(
+        RunSignature.objects.filter(signature=signature)
+        .select_related("run", "run__cycle", "run__session")
+        .only(
+            "id",
+            "results",
+            "tests",
+            "modules",
+            "signature_id",
+            "run__id",
+            "run__label",
+            "run__status",
+            "run__created_at",
+            "run__pass_rate",
+            "run__incomplete",
+            "run__cycle__id",
+            "run__cycle__number",
+            "run__session__id",
+            "run__session__slug",
+            "run__session__title",
+        )
+        .order_by("-run_id")[: limit + 1]
+    )
+
+
+def signature_samples(signature: FailureSignature, limit: int = 10) -> list[TestResult]:
+    """A few recent results of the signature (index result_signature_run)."""
+    return list(
+        TestResult.objects.filter(signature=signature)
+        .select_related("case")
+        .defer("details", "properties", "case__markers")
+        .annotate(details_preview=Substr("details", 1, DETAILS_PREVIEW_CHARS + 1))
+        .order_by("-run_id", "-id")[:limit]
+    )
+
+
+def merged_into_signature(signature: FailureSignature, limit: int = 50) -> list[FailureSignature]:
+    return list(
+        FailureSignature.objects.filter(merged_into=signature)
+        .only("id", "title", "fingerprint", "error_type", "merged_into_id")
+        .order_by("id")[:limit]
+    )
+
+
+def signature_occurrences(signature: FailureSignature, limit: int = 120) -> list[Occurrence]:
+    """Failing results per (session, cycle), summed from RunSignature rows: no result is counted."""
+    rows = (
+        RunSignature.objects.filter(signature=signature)
+        .values("run__session__slug", "run__cycle__number")
+        .annotate(results=Sum("results"), runs=Count("id"), last=Max("run_id"))
+        .order_by("-last")[:limit]
+    )
+    out = [
+        Occurrence(session=r["run__session__slug"], cycle=r["run__cycle__number"], results=r["results"], runs=r["runs"])
+        for r in rows
+    ]
+    out.sort(key=lambda o: (o.session, o.cycle))
+    return out
+
+
+@dataclass(slots=True)
+class HitTest:
+    case_id: int
+    nodeid: str
+    module: str
+    results: int
+
+
+def signature_tests(
+    signature: FailureSignature, *, sample: int = 2000, limit: int = 25
+) -> tuple[list[HitTest], list[tuple[str, int]]]:
+    """The tests and modules the signature hit among its latest ``sample`` results (one bounded query)."""
+    rows = (
+        TestResult.objects.filter(signature=signature)
+        .order_by("-run_id", "-id")
+        .values_list("case_id", "case__nodeid", "case__module")[:sample]
+    )
+    tests: dict[int, HitTest] = {}
+    modules: dict[str, int] = {}
+    for case_id, nodeid, module in rows:
+        hit = tests.get(case_id)
+        if hit is None:
+            hit = tests[case_id] = HitTest(case_id, nodeid, module, 0)
+        hit.results += 1
+        modules[module or "—"] = modules.get(module or "—", 0) + 1
+    ranked = sorted(tests.values(), key=lambda h: (-h.results, h.nodeid))[:limit]
+    return ranked, sorted(modules.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+
+
+def signature_traceback(signature: FailureSignature) -> TestResult | None:
+    """One full traceback: the latest result of the signature that has one."""
+    return (
+        TestResult.objects.filter(signature=signature)
+        .exclude(details="")
+        .select_related("case")
+        .only("id", "run_id", "details", "message", "phase", "case__id", "case__nodeid")
+        .order_by("-run_id", "-id")
+        .first()
+    )
+
+
+def distinct_messages(samples: list[TestResult], limit: int = 5) -> list[str]:
+    """The samples' different failure messages, in order, without repeats."""
+    seen: list[str] = []
+    for res in samples:
+        if res.message and res.message not in seen:
+            seen.append(res.message)
+    return seen[:limit]
+
+
+def signature_events(signature: FailureSignature, limit: int = 20) -> list[SignatureEvent]:
+    return list(
+        SignatureEvent.objects.filter(signature=signature).select_related("user").order_by("-at", "-id")[:limit]
+    )
+
+
+def merge_candidates(signature: FailureSignature, limit: int = 40) -> list[FailureSignature]:
+    """Signatures this one could be merged into: same environment, not merged, most recently seen first."""
+    return list(
+        FailureSignature.objects.filter(environment_id=signature.environment_id, merged_into__isnull=True)
+        .exclude(pk=signature.pk)
+        .only("id", "title", "error_type", "result_count")
+        .order_by(F("last_seen_at").desc(nulls_last=True), "-id")[:limit]
+    )
+
+
+def header_section(signature: FailureSignature, *, can_annotate: bool, editing: dict) -> dict:
+    """The context of the signature's header (title and status; the partial their edits answer with)."""
+    return {
+        "signature": signature,
+        "statuses": FailureSignature.Status.choices,
+        "can_annotate": can_annotate,
+        "editing": editing,
+    }
+
+
+def signature_page(signature: FailureSignature, *, can_annotate: bool, editing: dict) -> dict:
+    """The context of the signature page. Merge candidates are read only for those who may merge."""
+    runs = signature_runs(signature)
+    merged = merged_into_signature(signature)
+    analyses = signature_analyses(signature, [m.pk for m in merged])
+    samples = signature_samples(signature)
+    tests, modules = signature_tests(signature)
+    occurrences = signature_occurrences(signature)
+    return {
+        "signature": signature,
+        "runs": runs[:RUNS_SHOWN],
+        "more_runs": len(runs) > RUNS_SHOWN,
+        "samples": samples,
+        "messages": distinct_messages(samples),
+        "traceback": signature_traceback(signature),
+        "tests": tests,
+        "modules": modules,
+        "occurrences": occurrences,
+        "occurrence_figure": occurrences_figure(occurrences) if occurrences else None,
+        "analyses": analyses,
+        "history": analysis_history(analyses),
+        "events": signature_events(signature),
+        "merged": merged,
+        "candidates": merge_candidates(signature) if can_annotate and not signature.merged_into_id else [],
+        "statuses": FailureSignature.Status.choices,
+        "analysis_statuses": Analysis.Status.choices,
+        "can_annotate": can_annotate,
+        "details_limit": DETAILS_PREVIEW_CHARS,
+        "editing": editing,
+    }
