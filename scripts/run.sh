@@ -8,15 +8,43 @@ export DJANGO_DEBUG=${DJANGO_DEBUG:-}
 $PY manage.py migrate --noinput
 $PY manage.py load_demo
 mkdir -p var/log
+worker= beat= staging=
+# On exit: the worker and beat, then the example target. Without `set +e` the first failing command
+# (kill of a worker that Ctrl-C already ended) would end the trap before the target is stopped. A
+# deploy still starting is waited for (at most its 15 s timeout) before the stop, which would otherwise
+# find nothing to stop yet and leave the target running.
+cleanup() {
+  set +e
+  trap - EXIT INT TERM
+  for pid in $worker $beat; do kill "$pid" 2>/dev/null; done
+  for pid in $worker $beat $staging; do wait "$pid" 2>/dev/null; done
+  $PY examples/staging/deploy.py --stop >/dev/null 2>&1
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+# The demo says its latest deployment succeeded (r7 after a fresh load): start the example target at that
+# revision, so "Run tests" reaches what the page shows as deployed. In the background (a deploy waits up
+# to 15 s for the target's /health), so the dashboard is up at once; a run that starts before the target
+# listens fails the environment's health check and ends at once, excluded, "target unreachable".
+revision=$($PY manage.py shell --no-startup -v 0 -c \
+  "from sessions.demo.loader import deployed_revision; print(deployed_revision() or '')" 2>/dev/null | tail -n 1)
+if [ -n "$revision" ]; then
+  $PY examples/staging/deploy.py --revision "$revision" >var/log/staging.log 2>&1 &
+  staging=$!
+fi
 $PY -m celery -A loopdash worker --loglevel=INFO --concurrency=2 >var/log/worker.log 2>&1 &
 worker=$!
 # Beat (the reaper of lost work) runs apart from the worker: a worker that dies must not take the
 # process that notices its death with it.
 $PY -m celery -A loopdash beat --loglevel=INFO --schedule=var/celerybeat-schedule >var/log/beat.log 2>&1 &
 beat=$!
-trap 'kill $worker $beat 2>/dev/null; wait $worker $beat 2>/dev/null; $PY examples/staging/deploy.py --stop >/dev/null 2>&1 || true' EXIT INT TERM
 echo "Celery worker started (pid $worker, log: var/log/worker.log); beat (pid $beat, log: var/log/beat.log)"
+if [ -n "$staging" ]; then
+  echo "Example target: starting revision $revision on ws://127.0.0.1:8765 (log: var/log/staging.log); stopped on exit"
+else
+  echo "Example target: not started (the demo has no succeeded deployment); deploy one from the session page"
+fi
 echo
 echo "loopdash is serving on http://127.0.0.1:8000/  (Ctrl-C to stop)"
 $PY manage.py demo_logins
-DEBUG=${DEBUG:-1} $PY manage.py runserver 127.0.0.1:8000 --noreload
+DEBUG=${DEBUG:-0} $PY manage.py runserver 127.0.0.1:8000 --noreload

@@ -32,6 +32,7 @@ from .models import (
 )
 from .services import deletion, signatures
 from .services.tokens import new_token
+from .work import runners
 
 
 def _argument_list(value: object, field: str) -> list[str]:
@@ -60,13 +61,43 @@ class EnvironmentForm(forms.ModelForm):
             "writes_junit",
             "end_to_end",
             "metric_targets",
+            "marker_args",
+            "keyword_args",
+            "health_check",
+            "health_check_timeout_s",
+            "unreachable_share",
         ]
+
+    def _subset_template(self, name: str) -> list[str]:
+        """Empty (no such subsets), or a list holding ``{name}`` in exactly one argument."""
+        value = _argument_list(self.cleaned_data.get(f"{name}_args"), f"{name.title()} arguments")
+        if value:
+            try:
+                runners.subset_arguments(value, name, "x")
+            except runners.CommandError as exc:
+                raise ValidationError(str(exc)) from None
+        return value
+
+    def clean_marker_args(self) -> list[str]:
+        return self._subset_template("marker")
+
+    def clean_keyword_args(self) -> list[str]:
+        return self._subset_template("keyword")
 
     def clean_deploy_command(self) -> list[str]:
         return _argument_list(self.cleaned_data.get("deploy_command"), "Deploy command")
 
     def clean_test_command(self) -> list[str]:
         return _argument_list(self.cleaned_data.get("test_command"), "Test command")
+
+    def clean_health_check(self) -> list[str]:
+        return _argument_list(self.cleaned_data.get("health_check"), "Health check")
+
+    def clean_unreachable_share(self) -> int:
+        value = self.cleaned_data.get("unreachable_share") or 0
+        if value > 100:
+            raise ValidationError("Unreachable share is a percentage: 0 (off) to 100.")
+        return value
 
     def clean_env_vars(self) -> dict[str, str]:
         value = self.cleaned_data.get("env_vars") or {}

@@ -8,20 +8,22 @@ from functools import wraps
 
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, JsonResponse, QueryDict
 from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from . import roles
 from .ingest.records import IngestError
-from .models import TestRun
+from .models import LIVE_STATUSES, LoopSession, Outcome, TestRun
 from .openapi import SPEC
-from .selectors.api_json import run_as_json
+from .selectors.api_json import RESULTS_LIMIT, RESULTS_MAX, ResultsQuery, results_as_json, run_as_json, session_as_json
+from .services import counting
 from .services.ingestion.upload import UploadRefused, ingest_file
 from .services.tokens import TokenRefused, authenticate_token
+from .services.triage import Invalid
 from .services.triggers import TriggerError, trigger_from_request
-from .validation import BadInput, nul_in_form, nul_in_json, whole_number
+from .validation import BIGINT_MAX, BadInput, nul_in_form, nul_in_json, whole_number
 
 
 def error(message: str, status: int) -> JsonResponse:
@@ -97,10 +99,109 @@ def upload_run(request: HttpRequest, slug: str) -> JsonResponse:
 @token_required(scope="read")
 @require_GET
 def run_detail(request: HttpRequest, pk: int) -> JsonResponse:
-    run = TestRun.objects.select_related("session", "cycle").filter(pk=pk).first()
+    run = _run_or_none(pk)
     if run is None:
         return error(f"no run {pk}", 404)
     return JsonResponse(run_as_json(run))
+
+
+def _run_or_none(pk: int) -> TestRun | None:
+    return TestRun.objects.select_related("session", "cycle", "deployment").filter(pk=pk).first()
+
+
+def results_query(query: QueryDict) -> ResultsQuery:
+    """``outcome``, ``after`` and ``limit`` of the results endpoint; BadInput names the bad one."""
+    outcome = query.get("outcome") or None
+    if outcome is not None and outcome not in Outcome.values:
+        raise BadInput("outcome", f"outcome must be one of {', '.join(Outcome.values)}, got {outcome!r}")
+    after = query.get("after")
+    after = None if after in (None, "") else whole_number(after, "after", minimum=0, maximum=BIGINT_MAX)
+    limit = query.get("limit")
+    limit = RESULTS_LIMIT if limit in (None, "") else whole_number(limit, "limit", minimum=1, maximum=RESULTS_MAX)
+    return ResultsQuery(outcome=outcome, after=after, limit=limit)
+
+
+@token_required(scope="read")
+@require_GET
+def run_results(request: HttpRequest, pk: int) -> JsonResponse:
+    """A page of a run's results, by keyset on the result id (``next`` is the following page's cursor)."""
+    try:
+        query = results_query(request.GET)
+    except BadInput as exc:
+        return error(str(exc), 400)
+    run = TestRun.objects.filter(pk=pk).only("id").first()
+    if run is None:
+        return error(f"no run {pk}", 404)
+    return JsonResponse(results_as_json(run, query))
+
+
+@token_required(scope="read")
+@require_GET
+def session_detail(request: HttpRequest, slug: str) -> JsonResponse:
+    session = LoopSession.objects.select_related("environment").filter(slug=slug).first()
+    if session is None:
+        return error(f"no session {slug!r}", 404)
+    return JsonResponse(session_as_json(session))
+
+
+def _reason_payload(request: HttpRequest) -> tuple[object, JsonResponse | None]:
+    """The ``reason`` of an exclude or include body (JSON, or a form with the same field), or an error."""
+    if request.content_type == "application/json" or not request.body:
+        try:
+            payload = json_body(request)
+        except BadInput as exc:
+            return None, error(str(exc), 400)
+    else:
+        problem = form_problem(request)
+        if problem:
+            return None, error(problem, 400)
+        payload = request.POST.dict()
+    if not isinstance(payload, dict):
+        return None, error(f"request body must be a JSON object, got {type(payload).__name__}", 400)
+    reason = payload.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        return None, error(f"reason must be a string, got {type(reason).__name__}", 400)
+    return reason, None
+
+
+def _change_counting(
+    request: HttpRequest, pk: int, change: Callable[[TestRun, object], object], *, including: bool = False
+) -> JsonResponse:
+    """Exclude or include a run: operators and admins (else 403); 404 for an unknown run; 409 while it
+    runs (or, to include it, when it is not excluded); 400 for a missing or bad reason."""
+    if not roles.can_operate(request.user):
+        return error("only operators and admins may exclude or include runs", 403)
+    reason, refused = _reason_payload(request)
+    if refused is not None:
+        return refused
+    run = _run_or_none(pk)
+    if run is None:
+        return error(f"no run {pk}", 404)
+    if run.status in LIVE_STATUSES or not run.summary_written:
+        return error(f"run {pk} has not ended yet ({run.status}): exclude or include it once it has", 409)
+    if including and not run.excluded:
+        return error(f"run {pk} is not excluded: nothing to include", 409)
+    try:
+        change(run, reason)
+    except Invalid as exc:  # names the field: "reason: ..."
+        return error(str(exc), 400)
+    return JsonResponse(run_as_json(run))
+
+
+@token_required(scope="trigger")
+@require_POST
+def exclude_run(request: HttpRequest, pk: int) -> JsonResponse:
+    """Set a run aside with ``{"reason": "..."}``: it stops counting in every figure at once."""
+    return _change_counting(request, pk, lambda run, reason: counting.exclude_run(run, reason, request.user))
+
+
+@token_required(scope="trigger")
+@require_POST
+def include_run(request: HttpRequest, pk: int) -> JsonResponse:
+    """Take an excluded run back in (``reason`` optional); it counts again if it finished complete."""
+    return _change_counting(
+        request, pk, lambda run, reason: counting.include_run(run, request.user, reason or ""), including=True
+    )
 
 
 @token_required(scope="trigger")

@@ -8,7 +8,11 @@ urlpatterns = [
     path("openapi.json", api.openapi, name="api_openapi"),
     path("sessions/<slug:slug>/runs", api.upload_run, name="api_upload_run"),
     path("sessions/<slug:slug>/trigger", api.trigger, name="api_trigger"),
+    path("sessions/<slug:slug>", api.session_detail, name="api_session_detail"),
     path("runs/<int:pk>", api.run_detail, name="api_run_detail"),
+    path("runs/<int:pk>/results", api.run_results, name="api_run_results"),
+    path("runs/<int:pk>/exclude", api.exclude_run, name="api_run_exclude"),
+    path("runs/<int:pk>/include", api.include_run, name="api_run_include"),
     # Last: any other path under /api/v1/ (a slug with a space, an id that is not a number) is a JSON 404.
     re_path(r"^", api.not_found, name="api_not_found"),
 ]

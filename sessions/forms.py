@@ -125,11 +125,14 @@ class CompareQuery:
 
 @dataclass(frozen=True, slots=True)
 class SignatureQuery:
-    """The signature page's query string: a partial (``header`` or ``analysis``) and what is being edited."""
+    """The signature page's query string: a partial (``header``, ``analysis`` or one part of an analysis:
+    ``fields``, ``whys``), what is being edited, and where the keyboard goes after a Cancel (``focus``:
+    the step, or the analysis whose fields were open)."""
 
     partial: str
     analysis: int | None
     editing: dict
+    focus: int | None = None
 
     @classmethod
     def from_query(cls, query: QueryDict) -> SignatureQuery:
@@ -137,6 +140,7 @@ class SignatureQuery:
             partial=query.get("partial", ""),
             analysis=optional_int(query.get("analysis")),
             editing=edit_target(query.get("edit", "")),
+            focus=optional_int(query.get("focus")),
         )
 
 
@@ -154,8 +158,13 @@ def merge_target_id(post: QueryDict) -> int | None:
 
 
 def revision(post: QueryDict) -> str | None:
-    """The revision to deploy; None for the environment's default."""
+    """The revision to deploy; None for the environment's newest."""
     return post.get("revision") or None
+
+
+def rollback(post: QueryDict) -> bool:
+    """The deploy form's "roll back" box: a deploy of an older revision than the one deployed now."""
+    return post.get("rollback") in ("1", "on", "true")
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,3 +177,28 @@ class RerunForm:
     @classmethod
     def from_post(cls, post: QueryDict) -> RerunForm:
         return cls(scope=post.get("scope") or TestRun.Scope.ALL, case_ids=post.getlist("tests"))
+
+
+@dataclass(frozen=True, slots=True)
+class SubsetForm:
+    """The session page's "Run a subset": a marker and/or keyword expression, or the P1 tests (``subset``).
+
+    A blank box means "not given" (the other box, or the P1 button, says what to run); the services
+    check what is given and name the field that is wrong.
+    """
+
+    marker: str | None
+    keyword: str | None
+    subset: str | None
+
+    @classmethod
+    def from_post(cls, post: QueryDict) -> SubsetForm:
+        def given(key: str) -> str | None:
+            value = post.get(key, "")
+            return value if value.strip() else None
+
+        return cls(marker=given("marker"), keyword=given("keyword"), subset=given("subset"))
+
+    @property
+    def empty(self) -> bool:
+        return self.marker is None and self.keyword is None and self.subset is None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from .validation import BIGINT_MAX, INT_MAX  # cycle numbers are integers, ids bigints
 
+OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+
 _ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
 _TOTALS = {
     "type": "object",
@@ -24,6 +26,12 @@ _RUN = {
         "duration_s",
         "mrr_at_risk",
         "signatures",
+        "counted",
+        "excluded_reason",
+        "revision",
+        "flaky",
+        "quarantined",
+        "shards",
     ],
     "properties": {
         "id": {"type": "integer"},
@@ -38,6 +46,18 @@ _RUN = {
         "pass_rate": {"type": ["number", "null"]},
         "duration_s": {"type": ["number", "null"]},
         "mrr_at_risk": {"type": "number"},
+        "counted": {
+            "type": "boolean",
+            "description": "Whether the run counts in the session's figures: finished, complete and not excluded.",
+        },
+        "excluded_reason": {
+            "type": ["string", "null"],
+            "description": "Why the run was excluded; null when it was not.",
+        },
+        "revision": {"type": ["string", "null"], "description": "The revision of the deployment it tested, or null."},
+        "flaky": {"type": "integer", "description": "Tests that both failed (or errored) and passed within this run."},
+        "quarantined": {"type": "integer", "description": "Results of quarantined tests (0 until quarantine exists)."},
+        "shards": {"type": "array", "items": {"type": "object"}, "description": "[] for an unsharded run."},
         "signatures": {
             "type": "array",
             "items": {
@@ -48,6 +68,60 @@ _RUN = {
         "url": {"type": "string"},
         "created": {"type": "boolean"},
     },
+}
+
+
+_SESSION = {
+    "type": "object",
+    "required": ["slug", "title", "latest_counted_run", "cycles", "flaky_tests"],
+    "properties": {
+        "slug": {"type": "string"},
+        "title": {"type": "string"},
+        "latest_counted_run": {"type": ["integer", "null"], "description": "The id of the latest run that counts."},
+        "cycles": {
+            "type": "array",
+            "description": "Oldest first; each cycle's figures are those of its representative counted run.",
+            "items": {
+                "type": "object",
+                "required": ["number", "revision", "run", "counted", "pass_rate", "mrr_at_risk"],
+                "properties": {
+                    "number": {"type": "integer"},
+                    "revision": {"type": ["string", "null"]},
+                    "run": {"type": ["integer", "null"], "description": "The representative counted run, or null."},
+                    "counted": {"type": "boolean", "description": "Whether the cycle has a counted full run."},
+                    "pass_rate": {"type": ["number", "null"]},
+                    "mrr_at_risk": {"type": ["number", "null"]},
+                },
+            },
+        },
+        "flaky_tests": {"type": "integer", "description": "How many tests the session page lists as flaky."},
+        "url": {"type": "string"},
+    },
+}
+_RESULTS = {
+    "type": "object",
+    "required": ["results", "next"],
+    "properties": {
+        "results": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["test", "outcome", "duration_s", "signature", "message"],
+                "properties": {
+                    "test": {"type": "string", "description": "The test's node id."},
+                    "outcome": {"type": "string", "enum": list(OUTCOMES)},
+                    "duration_s": {"type": ["number", "null"]},
+                    "signature": {"type": ["integer", "null"], "description": "The failure signature's id."},
+                    "message": {"type": "string"},
+                },
+            },
+        },
+        "next": {"type": ["string", "null"], "description": "The cursor of the next page (pass it as after)."},
+    },
+}
+_REASON = {
+    "type": "object",
+    "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 500, "example": "staging was down"}},
 }
 
 
@@ -67,6 +141,32 @@ def _slug(description: str) -> dict:
 
 
 _ID = {"type": "integer", "minimum": 1, "maximum": BIGINT_MAX}
+_RUN_ID = {"name": "id", "in": "path", "required": True, "schema": _ID}
+
+
+def _json(schema: str, description: str) -> dict:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+    }
+
+
+def _counting(summary: str, reason: str) -> dict:
+    """``POST /runs/{id}/exclude`` and ``/include``: operators and admins, a token with the trigger scope."""
+    return {
+        "post": {
+            "summary": summary,
+            "parameters": [_RUN_ID],
+            "requestBody": {
+                "required": False,
+                "description": reason,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Reason"}}},
+            },
+            "responses": {"200": _json("Run", "the run, as it counts now"), **_errors(400, 401, 403, 404, 405, 409)},
+        }
+    }
+
+
 # What may be combined, as the API checks it: one of these four shapes and nothing else.
 _TRIGGER = {
     "oneOf": [
@@ -91,6 +191,33 @@ _TRIGGER = {
             "required": ["action"],
             "additionalProperties": False,
             "properties": {"action": {"const": "tests"}},
+        },
+        {
+            "title": "run a subset: the tests a marker and/or keyword expression selects",
+            "type": "object",
+            "required": ["action"],
+            "minProperties": 2,
+            "additionalProperties": False,
+            "properties": {
+                "action": {"const": "tests"},
+                "marker": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 200,
+                    "example": "p1",
+                    "description": "a marker expression, passed to the test command as one argument through the "
+                    "environment's marker_args (pytest: -m EXPR); not empty, not starting with - or @, no "
+                    "control characters or line separators (else 400 naming the field)",
+                },
+                "keyword": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 200,
+                    "example": "login",
+                    "description": "a keyword expression, passed as one argument through the environment's "
+                    "keyword_args (pytest: -k EXPR); the same rules as marker",
+                },
+            },
         },
         {
             "title": "rerun all or the failed tests of a run",
@@ -143,10 +270,17 @@ SPEC: dict = {
             "bearer": {
                 "type": "http",
                 "scheme": "bearer",
-                "description": "A token from `manage.py issue_token` or the admin. 401 when missing, unknown, revoked or expired; 403 when its scope (read: GET /runs; upload: POST runs; trigger: POST trigger) or its user's role does not allow the call.",
+                "description": "A token from `manage.py issue_token` or the admin. 401 when missing, unknown, revoked or expired; 403 when its scope (read: GET /runs, /sessions/{slug} and /runs/{id}/results; upload: POST runs; trigger: POST trigger, exclude and include) or its user's role does not allow the call.",
             }
         },
-        "schemas": {"Error": _ERROR, "Run": _RUN, "Trigger": _TRIGGER},
+        "schemas": {
+            "Error": _ERROR,
+            "Run": _RUN,
+            "Session": _SESSION,
+            "Results": _RESULTS,
+            "Reason": _REASON,
+            "Trigger": _TRIGGER,
+        },
     },
     "security": [{"bearer": []}],
     "paths": {
@@ -207,6 +341,49 @@ SPEC: dict = {
                     },
                     **_errors(401, 403, 404, 405),
                 },
+            }
+        },
+        "/runs/{id}/results": {
+            "get": {
+                "summary": "A page of a run's results in id order (keyset paging: pass next as after)",
+                "parameters": [
+                    _RUN_ID,
+                    {
+                        "name": "outcome",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": list(OUTCOMES)},
+                    },
+                    {
+                        "name": "after",
+                        "in": "query",
+                        "required": False,
+                        "description": "The cursor a previous page answered as next.",
+                        "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                    },
+                ],
+                "responses": {"200": _json("Results", "a page of results"), **_errors(400, 401, 403, 404, 405)},
+            }
+        },
+        "/runs/{id}/exclude": _counting(
+            "Exclude an ended run from every figure, with a reason (operators and admins)",
+            'Required: {"reason": "..."} (at most 500 characters; shown on the run and in the session\'s activity).',
+        ),
+        "/runs/{id}/include": _counting(
+            "Take an excluded run back in; it counts again if it finished complete (operators and admins)",
+            'Optional: {"reason": "..."}. 409 when the run is not excluded or has not ended.',
+        ),
+        "/sessions/{slug}": {
+            "get": {
+                "summary": "A session: its latest counted run, each cycle's representative counted run, flaky tests",
+                "parameters": [_slug("An existing session.")],
+                "responses": {"200": _json("Session", "the session"), **_errors(401, 403, 404, 405)},
             }
         },
         "/sessions/{slug}/trigger": {

@@ -11,7 +11,8 @@ from functools import wraps
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser, Group
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
 
 VIEWER = "viewer"
 ENGINEER = "engineer"
@@ -59,7 +60,7 @@ def role_of(user: AbstractBaseUser | AnonymousUser) -> str:
 
 
 def role_required(allowed: Callable[[AbstractBaseUser | AnonymousUser], bool], refusal: str) -> Callable:
-    """A view decorator: users ``allowed`` does not accept get 403 with ``refusal``.
+    """A view decorator: users ``allowed`` does not accept get the styled 403 page saying ``refusal``.
 
     Anonymous users never get this far on the pages (LoginRequiredMiddleware sends them to log in).
     The wrapped view keeps its name and module, which ``test_permissions`` classifies endpoints by.
@@ -69,7 +70,7 @@ def role_required(allowed: Callable[[AbstractBaseUser | AnonymousUser], bool], r
         @wraps(view)
         def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
             if not allowed(request.user):
-                return HttpResponseForbidden(refusal)
+                raise PermissionDenied(refusal)  # templates/403.html says it, in the page's style
             return view(request, *args, **kwargs)
 
         return wrapper

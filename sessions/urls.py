@@ -27,6 +27,7 @@ urlpatterns = [
     path("signatures/<int:pk>/merge/", views.signature_merge, name="signature_merge"),
     path("signatures/<int:pk>/analyses/", views.analysis_create, name="analysis_create"),
     path("analyses/<int:pk>/", views.analysis_edit, name="analysis_edit"),
+    path("analyses/<int:pk>/delete/", views.analysis_delete, name="analysis_delete"),
     path("analyses/<int:pk>/steps/", views.step_add, name="step_add"),
     path("analyses/<int:pk>/steps/<int:step>/", views.step_edit, name="step_edit"),
     path("analyses/<int:pk>/steps/<int:step>/move/", views.step_move, name="step_move"),

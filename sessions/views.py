@@ -14,17 +14,19 @@ base.html to swap both).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
 from . import forms, roles
 from .models import Analysis, FailureSignature, LoopSession, TestRun
 from .roles import annotator_required
-from .selectors.analyses import analysis_or_404, analysis_section
+from .selectors.analyses import analysis_or_404, analysis_section, page_signature_id
 from .selectors.cases import case_for_page, case_page
 from .selectors.compare import COMPARE_LISTS, compare_base, compare_list_section, compare_page
 from .selectors.deployments import deployment_for_page, deployment_page
@@ -36,7 +38,13 @@ from .selectors.sessions import (
     session_page,
     sessions_list_page,
 )
-from .selectors.signatures import header_section, merge_target, signature_for_page, signature_page
+from .selectors.signatures import (
+    header_section,
+    merge_target,
+    signature_for_page,
+    signature_fragments,
+    signature_page,
+)
 from .services import criteria as criteria_service
 from .services import export, triage
 from .services.triage import Conflict, Invalid
@@ -220,9 +228,12 @@ def signature_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if _wants_partial(request) and query.partial == "header":
         context = _header_context(request, signature)
         return _vary_on_htmx(render(request, "sessions/signature_detail.html#header", context))
-    if _wants_partial(request) and query.partial == "analysis":
+    if _wants_partial(request) and query.partial in ANALYSIS_PARTS:
         analysis = analysis_or_404(query.analysis or 0)
-        return _vary_on_htmx(_analysis_response(request, analysis))
+        context = analysis_section(analysis.pk, can_annotate=roles.can_annotate(request.user), editing=query.editing)
+        context |= {"signature": signature, "focus": query.focus}  # nothing changed: no out-of-band fragments
+        part = ANALYSIS_PARTS[query.partial]
+        return _vary_on_htmx(render(request, f"sessions/signature_detail.html#{part}", context))
     return _vary_on_htmx(render(request, "sessions/signature_detail.html", _signature_context(request, signature)))
 
 
@@ -231,16 +242,24 @@ def _header_context(request: HttpRequest, signature: FailureSignature, **extra: 
     return context | extra
 
 
+def _signature_saved(response: HttpResponse, signature_id: int, before: object) -> HttpResponse:
+    """Tell static/js/triage.js the signature moved from the posted version to the next: the title form
+    still at the posted version saw everything there was, so it may follow (a compare-and-set wrote it)."""
+    start = forms.optional_int(before)
+    if start is not None:
+        event = {"signature": signature_id, "from": start, "to": start + 1}
+        response["HX-Trigger"] = json.dumps({"loopdash:signature-saved": event})
+    return response
+
+
 def _header_response(
     request: HttpRequest, signature: FailureSignature, *, status: int = 200, **extra: object
 ) -> HttpResponse:
     if _wants_partial(request):
-        return render(
-            request,
-            "sessions/signature_detail.html#header",
-            _header_context(request, signature, **extra),
-            status=status,
-        )
+        context = _header_context(request, signature, **extra)
+        body = render_to_string("sessions/signature_detail.html#header", context, request)
+        body += render_to_string("sessions/signature_detail.html#activity", context | {"oob": True}, request)
+        return HttpResponse(body, status=status)
     if status >= 400:
         return render(
             request, "sessions/signature_detail.html", _signature_context(request, signature, **extra), status=status
@@ -262,17 +281,32 @@ def signature_title(request: HttpRequest, pk: int) -> HttpResponse:
     return _header_response(request, signature_for_page(pk))
 
 
+def _status_response(request: HttpRequest, pk: int, *, status: int = 200, **extra: object) -> HttpResponse:
+    """The status menu (the target) with the badge and the activity out of band; the title stays as typed."""
+    if not _wants_partial(request):
+        return _header_response(request, signature_for_page(pk), status=status, **extra)
+    context = signature_fragments(pk, can_annotate=roles.can_annotate(request.user)) | extra
+    body = render_to_string("sessions/signature_detail.html#status_form", context, request)
+    oob = context | {"status_form_is_main": True, "analysis_count": None}
+    body += render_to_string("sessions/signature_detail.html#signature_oob", oob, request)
+    return HttpResponse(body, status=status)
+
+
 @require_POST
 @annotator_required
 def signature_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """Set the status. The menu posts only when its Save button is pressed, never on an arrow key."""
     signature = signature_for_page(pk)
+    version = request.POST.get("version")
     try:
-        triage.set_status(signature, request.POST.get("status"), request.POST.get("version"), request.user)
+        triage.set_status(signature, request.POST.get("status"), version, request.user)
     except Conflict as exc:
-        return _header_response(request, signature_for_page(pk), status=409, conflict=exc.attempted)
+        return _status_response(
+            request, pk, status=409, conflict=exc.attempted, status_conflict=exc.attempted["status"]
+        )
     except Invalid as exc:
-        return _header_response(request, signature, status=422, error=str(exc))
-    return _header_response(request, signature_for_page(pk))
+        return _status_response(request, pk, status=422, error=str(exc), status_error=str(exc))
+    return _signature_saved(_status_response(request, pk, focus="status"), pk, version)
 
 
 @require_POST
@@ -298,68 +332,178 @@ def signature_merge(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 # -- five whys -----------------------------------------------------------------------------------------------
+#
+# An analysis is five parts on the page (head, fields, whys, fixes, history), each its own htmx target: an
+# edit answers with the part it changed, plus the head, the history and the signature's badge, status menu
+# and activity out of band. Nothing else of the page is replaced, so text typed elsewhere stays; the
+# HX-Trigger "loopdash:analysis-saved" lets static/js/triage.js move the other forms to the new version.
+
+# ?partial= → the template's partial: an Edit or a Cancel asks for one part only.
+ANALYSIS_PARTS = {"analysis": "analysis", "fields": "analysis_fields", "whys": "whys"}
 
 
 def _analysis_context(request: HttpRequest, analysis: Analysis, **extra: object) -> dict:
     editing = extra.pop("editing", _editing(request))
-    return analysis_section(analysis.pk, can_annotate=roles.can_annotate(request.user), editing=editing) | extra
+    context = analysis_section(analysis.pk, can_annotate=roles.can_annotate(request.user), editing=editing)
+    fragments = signature_fragments(page_signature_id(context["a"]), can_annotate=context["can_annotate"])
+    return context | fragments | extra
 
 
-def _analysis_response(request: HttpRequest, analysis: Analysis, *, status: int = 200, **extra: object) -> HttpResponse:
-    if _wants_partial(request):
-        context = _analysis_context(request, analysis, **extra)
-        return render(request, "sessions/signature_detail.html#analysis", context, status=status)
-    if status >= 400:
-        context = _signature_context(request, signature_for_page(analysis.signature_id), **extra)
-        context["conflict_analysis"] = analysis.pk
-        return render(request, "sessions/signature_detail.html", context, status=status)
-    return redirect(f"{analysis.signature.get_absolute_url()}#analysis-{analysis.pk}", permanent=False)
+def _analysis_response(
+    request: HttpRequest,
+    analysis: Analysis,
+    part: str,
+    *,
+    status: int = 200,
+    started_at: object = None,
+    **extra: object,
+) -> HttpResponse:
+    """Answer an edit of one analysis: ``part`` and the out-of-band fragments (an HTMX request), the page
+    again (a plain form post: 303-style redirect, or the page with the notice for a 4xx)."""
+    if not _wants_partial(request):
+        if status >= 400:
+            context = _signature_context(request, signature_for_page(page_signature_id(analysis)), **extra)
+            return render(request, "sessions/signature_detail.html", context, status=status)
+        return redirect(f"{analysis.signature.get_absolute_url()}#analysis-{analysis.pk}", permanent=False)
+    context = _analysis_context(request, analysis, **extra)
+    if isinstance(context.get("focus"), tuple):  # ("deleted", index): the why that took its place
+        steps = list(context["a"].steps.all())
+        index = context["focus"][1]
+        context["focus"] = steps[index].pk if isinstance(index, int) and index < len(steps) else "add"
+    body = render_to_string(f"sessions/signature_detail.html#{part}", context, request)
+    oob = context | {"oob": True, "part": part}  # the part itself is not sent twice
+    body += render_to_string("sessions/signature_detail.html#analysis_oob", oob, request)
+    response = HttpResponse(body, status=status)
+    start = forms.optional_int(started_at)
+    if status == 200 and start is not None:
+        event = {"analysis": analysis.pk, "from": start, "to": start + 1, "status": context["a"].status}
+        response["HX-Trigger"] = json.dumps({"loopdash:analysis-saved": event})
+    return response
 
 
 def _analysis_write(
-    request: HttpRequest, analysis: Analysis, write: Callable[[], object], *, editing: dict | None = None
+    request: HttpRequest,
+    analysis: Analysis,
+    part: str,
+    write: Callable[[], object],
+    *,
+    draft: dict | None = None,
+    **success: object,
 ) -> HttpResponse:
-    """Run a write; answer the fresh analysis, or 409 with the newer text, or 422 with the error."""
+    """Run a write; answer ``part`` fresh, or 409 with the newer text and the refused edit, or 422 with the
+    error and what was typed (``draft``: the context name and values that refill the form)."""
+    draft = draft or {}
     try:
-        write()
+        result = write()
     except Conflict as exc:
-        return _analysis_response(request, exc.current, status=409, conflict=exc.attempted, editing={})
+        notice = {"analysis": analysis.pk, "region": part.removeprefix("analysis_"), "conflict": exc.attempted}
+        return _analysis_response(request, exc.current, part, status=409, notice=notice, editing={}, **draft)
     except Invalid as exc:
-        return _analysis_response(request, analysis, status=422, error=str(exc), editing=editing or {})
-    return _analysis_response(request, analysis, editing={})
+        notice = {"analysis": analysis.pk, "region": part.removeprefix("analysis_"), "error": str(exc)}
+        editing = success.pop("editing_on_error", {})
+        return _analysis_response(request, analysis, part, status=422, notice=notice, editing=editing, **draft)
+    success.pop("editing_on_error", None)
+    focus = success.pop("focus", None)
+    if callable(focus):
+        focus = focus(result)
+    version = request.POST.get("version")
+    return _analysis_response(request, analysis, part, started_at=version, editing={}, focus=focus, **success)
 
 
 @require_POST
 @annotator_required
 def analysis_create(request: HttpRequest, pk: int) -> HttpResponse:
+    """Start an analysis: the new one is appended in edit mode, the others (and what is typed in them) stay."""
     signature = signature_for_page(pk)
+    problem = request.POST.get("problem", "")
     try:
-        analysis = triage.create_analysis(signature, request.user, request.POST.get("problem"))
+        analysis = triage.create_analysis(signature, request.user, problem)
     except Invalid as exc:
-        context = _signature_context(request, signature, new_analysis_error=str(exc))
-        return render(request, "sessions/signature_detail.html", context, status=422)
-    if _wants_partial(request):
-        context = _signature_context(request, signature_for_page(pk), editing={"analysis": analysis.pk})
-        return render(request, "sessions/signature_detail.html#analyses", context)
-    return redirect(f"{signature.get_absolute_url()}#analysis-{analysis.pk}", permanent=False)
+        if not _wants_partial(request):
+            context = _signature_context(request, signature, new_analysis_error=str(exc))
+            return render(request, "sessions/signature_detail.html", context, status=422)
+        context = {"signature": signature, "new_analysis_error": str(exc), "new_problem_draft": problem}
+        response = render(request, "sessions/signature_detail.html#new_analysis", context, status=422)
+        response["HX-Retarget"], response["HX-Reswap"] = "#new-analysis", "outerHTML"
+        return response
+    if not _wants_partial(request):
+        return redirect(f"{signature.get_absolute_url()}#analysis-{analysis.pk}", permanent=False)
+    context = _analysis_context(request, analysis, editing={"analysis": analysis.pk})
+    body = render_to_string("sessions/signature_detail.html#analysis", context, request)
+    body += render_to_string("sessions/signature_detail.html#new_analysis", context | {"oob": True}, request)
+    body += render_to_string("sessions/signature_detail.html#signature_oob", context, request)
+    return HttpResponse(body)
 
 
 @require_POST
 @annotator_required
 def analysis_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """The fields form (problem, root cause, error behind the error) or the status menu of the head."""
     analysis = analysis_or_404(pk)
     data = request.POST.dict()
+    if set(data) & {"problem", "root_cause", "error_behind_error"}:
+        fields = {name: data.get(name, "") for name in ("problem", "root_cause", "error_behind_error")}
+        return _analysis_write(
+            request,
+            analysis,
+            "analysis_fields",
+            lambda: triage.update_analysis(analysis, data, request.user),
+            draft={"fields_draft": fields},
+            editing_on_error={"analysis": pk},
+            focus=pk,
+        )
     return _analysis_write(
-        request, analysis, lambda: triage.update_analysis(analysis, data, request.user), editing={"analysis": pk}
+        request, analysis, "analysis_head", lambda: triage.update_analysis(analysis, data, request.user), focus="status"
     )
 
 
 @require_POST
 @annotator_required
+def analysis_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """Delete an analysis (engineers and up, after a confirmation); the signature's activity keeps its last
+    version. Stale (409) or with fixes attached (422): the analysis stays, with the reason."""
+    analysis = analysis_or_404(pk)
+    page_signature = page_signature_id(analysis)
+    try:
+        triage.delete_analysis(analysis, request.POST.dict(), request.user)
+    except Conflict as exc:
+        notice = {"analysis": pk, "region": "head", "conflict": exc.attempted}
+        response = _analysis_response(request, exc.current, "analysis_head", status=409, notice=notice)
+        return _refused_in_head(request, response, pk)
+    except Invalid as exc:
+        notice = {"analysis": pk, "region": "head", "error": str(exc)}
+        response = _analysis_response(request, analysis, "analysis_head", status=422, notice=notice)
+        return _refused_in_head(request, response, pk)
+    if not _wants_partial(request):
+        return redirect(f"{analysis.signature.get_absolute_url()}#analyses", permanent=False)
+    context = signature_fragments(page_signature, can_annotate=True) | {"deleted": pk}
+    body = render_to_string("sessions/signature_detail.html#analysis_deleted", context, request)
+    body += render_to_string("sessions/signature_detail.html#signature_oob", context, request)
+    return HttpResponse(body)
+
+
+def _refused_in_head(request: HttpRequest, response: HttpResponse, pk: int) -> HttpResponse:
+    """The delete form targets the whole analysis; a refusal shows in its head instead, the rest stays."""
+    if _wants_partial(request):
+        response["HX-Retarget"], response["HX-Reswap"] = f"#analysis-head-{pk}", "outerHTML"
+    return response
+
+
+@require_POST
+@annotator_required
 def step_add(request: HttpRequest, pk: int) -> HttpResponse:
+    """Add a why: the why list alone is swapped; the keyboard goes to the next new why's question."""
     analysis = analysis_or_404(pk)
     data = request.POST.dict()
-    return _analysis_write(request, analysis, lambda: triage.add_step(analysis, data, request.user))
+    draft = {"question": data.get("question", ""), "answer": data.get("answer", "")}
+    return _analysis_write(
+        request,
+        analysis,
+        "whys",
+        lambda: triage.add_step(analysis, data, request.user),
+        draft={"add_draft": draft},
+        focus="add",
+    )
 
 
 @require_POST
@@ -367,36 +511,48 @@ def step_add(request: HttpRequest, pk: int) -> HttpResponse:
 def step_edit(request: HttpRequest, pk: int, step: int) -> HttpResponse:
     analysis = analysis_or_404(pk)
     data = request.POST.dict()
+    draft = {"question": data.get("question", ""), "answer": data.get("answer", "")}
     return _analysis_write(
         request,
         analysis,
+        "whys",
         lambda: triage.update_step(analysis, step, data, request.user),
-        editing={"analysis": None, "step": step},
+        draft={"step_draft": draft},
+        editing_on_error={"analysis": None, "step": step},
+        focus=step,
     )
 
 
 @require_POST
 @annotator_required
 def step_move(request: HttpRequest, pk: int, step: int) -> HttpResponse:
+    """Move a why up or down; the keyboard stays on the moved why's same button."""
     analysis = analysis_or_404(pk)
     data = request.POST.dict()
     direction = data.get("direction", "")
-    response = _analysis_write(
-        request, analysis, lambda: triage.move_step(analysis, step, direction, data, request.user)
+    return _analysis_write(
+        request,
+        analysis,
+        "whys",
+        lambda: triage.move_step(analysis, step, direction, data, request.user),
+        moved=(step, direction),
     )
-    if response.status_code == 200 and _wants_partial(request):
-        # Keep the keyboard where it was: the moved step's same button gets the focus after the swap.
-        context = _analysis_context(request, analysis, editing={}, moved=(step, direction))
-        response = render(request, "sessions/signature_detail.html#analysis", context)
-    return response
 
 
 @require_POST
 @annotator_required
 def step_delete(request: HttpRequest, pk: int, step: int) -> HttpResponse:
+    """Delete a why; the keyboard goes to the why that took its place (or to the next new why)."""
     analysis = analysis_or_404(pk)
     data = request.POST.dict()
-    return _analysis_write(request, analysis, lambda: triage.delete_step(analysis, step, data, request.user))
+
+    return _analysis_write(
+        request,
+        analysis,
+        "whys",
+        lambda: triage.delete_step(analysis, step, data, request.user),
+        focus=lambda index: ("deleted", index),
+    )
 
 
 @require_POST
@@ -404,8 +560,15 @@ def step_delete(request: HttpRequest, pk: int, step: int) -> HttpResponse:
 def fix_add(request: HttpRequest, pk: int) -> HttpResponse:
     analysis = analysis_or_404(pk)
     data = request.POST.dict()
+    draft = {name: data.get(name, "") for name in ("sha", "message", "url")}
     return _analysis_write(
-        request, analysis, lambda: triage.add_fix(analysis, data, request.user), editing={"fix": True}
+        request,
+        analysis,
+        "fixes",
+        lambda: triage.add_fix(analysis, data, request.user),
+        draft={"fix_draft": draft},
+        editing_on_error={"fix": True},
+        focus="fix",
     )
 
 

@@ -1,10 +1,12 @@
-"""Operate the loop from the pages: deploy, run tests, run a cycle, rerun, cancel; live progress and logs.
+"""Operate the loop from the pages: deploy, run tests (the suite or a subset), run a cycle, rerun, cancel,
+exclude or include a run; live progress and logs.
 
 POST views are for operators and admins only (``roles.operator_required``: 403 for everyone else;
 LoginRequiredMiddleware sends anonymous users to the login page first). They call ``work.queueing`` /
-``work.cancel`` through ``_operate`` and answer with a redirect to the new deployment or run:
-``HX-Redirect`` for an HTMX form, a 303 otherwise. A refusal (a deploy already running, nothing failed
-to rerun) is shown in place for HTMX, or as a small page.
+``work.cancel`` (or ``services.counting`` for exclude and include) through ``_operate`` and answer with
+a redirect to the new deployment or run: ``HX-Redirect`` for an HTMX form, a 303 otherwise. A refusal
+(a deploy already running, nothing failed to rerun, an exclusion without a reason) is shown in place
+for HTMX, or as a small page with its status (400 for ``Invalid``).
 
 The progress and log partials poll ``every 2s`` while the work is live and answer 286 (stop
 polling) once it has ended, with ``HX-Refresh`` so the page shows the final summary.
@@ -31,24 +33,31 @@ from .selectors.operate import (
     run_to_cancel,
     run_to_operate,
     session_to_operate,
+    signature_to_operate,
 )
+from .services import counting
+from .services.triage import Invalid
 from .work import cancel, queueing, reaper
 from .work.errors import Refused
 
 
-def _operate(request: HttpRequest, action: Callable[[], str], *, back: str) -> HttpResponse:
+def _operate(
+    request: HttpRequest, action: Callable[[], str], *, back: str, refused: str = "Not queued"
+) -> HttpResponse:
     """Do an operate action and send the browser to the page it returns; show a refusal in place.
 
-    A refusal, for HTMX, is the message swapped into the form's message slot (200, so htmx swaps it);
-    for a plain form post, a small page with the refusal's status and a link ``back``.
+    A refusal (``Refused``, with its status; ``Invalid``, 400), for HTMX, is the message swapped into
+    the form's message slot (200, so htmx swaps it); for a plain form post, a small page titled
+    ``refused`` with the refusal's status and a link ``back``.
     """
     try:
         url = action()
-    except Refused as exc:
+    except (Refused, Invalid) as exc:
+        status = getattr(exc, "status", 400)
         if getattr(request, "htmx", False):
-            return render(request, "sessions/operate/message.html", {"message": str(exc), "status": exc.status})
-        context = {"message": str(exc), "back": back}
-        return render(request, "sessions/operate/refused.html", context, status=exc.status)
+            return render(request, "sessions/operate/message.html", {"message": str(exc), "status": status})
+        context = {"message": str(exc), "back": back, "title": refused}
+        return render(request, "sessions/operate/refused.html", context, status=status)
     if getattr(request, "htmx", False):
         return HttpResponseClientRedirect(url)
     return redirect(url, permanent=False)
@@ -63,7 +72,9 @@ def session_deploy(request: HttpRequest, slug: str) -> HttpResponse:
     session = session_to_operate(slug)
 
     def deploy() -> str:
-        deployment = queueing.request_deploy(session, revision=forms.revision(request.POST), user=request.user)
+        deployment = queueing.request_deploy(
+            session, revision=forms.revision(request.POST), user=request.user, rollback=forms.rollback(request.POST)
+        )
         return deployment.get_absolute_url()
 
     return _operate(request, deploy, back=session.get_absolute_url())
@@ -82,12 +93,61 @@ def session_run_tests(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_POST
 @operator_required
+def session_run_subset(request: HttpRequest, slug: str) -> HttpResponse:
+    """Run part of the suite: a ``marker`` and/or ``keyword`` expression, or ``subset=p1`` (the P1 tests)."""
+    session = session_to_operate(slug)
+    form = forms.SubsetForm.from_post(request.POST)
+
+    def run_subset() -> str:
+        if form.empty:
+            raise Refused("marker or keyword: give an expression (such as p1), or choose the P1 tests", 400)
+        run = queueing.request_tests(
+            session,
+            user=request.user,
+            source=TestRun.Source.UI,
+            marker=form.marker,
+            keyword=form.keyword,
+            subset=form.subset,
+        )
+        return run.get_absolute_url()
+
+    return _operate(request, run_subset, back=session.get_absolute_url())
+
+
+@require_POST
+@operator_required
+def signature_run_tests(request: HttpRequest, pk: int) -> HttpResponse:
+    """Run the tests a signature hit in its latest run, in the session of that run."""
+    signature = signature_to_operate(pk)
+
+    def run_them() -> str:
+        last = signature.last_seen_run
+        if last is None:
+            raise Refused(f"signature #{signature.pk} was not seen in any run: no test to run", 400)
+        run = queueing.request_tests(
+            last.session,
+            user=request.user,
+            source=TestRun.Source.UI,
+            subset=queueing.SUBSET_SIGNATURE,
+            signature=signature.pk,
+        )
+        return run.get_absolute_url()
+
+    return _operate(request, run_them, back=signature.get_absolute_url())
+
+
+@require_POST
+@operator_required
 def session_run_cycle(request: HttpRequest, slug: str) -> HttpResponse:
     session = session_to_operate(slug)
 
     def run_cycle() -> str:
         _deployment, run = queueing.request_cycle(
-            session, revision=forms.revision(request.POST), user=request.user, source=TestRun.Source.UI
+            session,
+            revision=forms.revision(request.POST),
+            user=request.user,
+            source=TestRun.Source.UI,
+            rollback=forms.rollback(request.POST),
         )
         return run.get_absolute_url()
 
@@ -128,6 +188,32 @@ def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
         return run.get_absolute_url()
 
     return _operate(request, cancel_it, back=run.get_absolute_url())
+
+
+@require_POST
+@operator_required
+def run_exclude(request: HttpRequest, pk: int) -> HttpResponse:
+    """Set an ended run aside with a reason (``reason``, required): it stops counting everywhere at once."""
+    run = run_to_operate(pk)
+
+    def exclude() -> str:
+        counting.exclude_run(run, request.POST.get("reason", ""), request.user)
+        return run.get_absolute_url()
+
+    return _operate(request, exclude, back=run.get_absolute_url(), refused="Not excluded")
+
+
+@require_POST
+@operator_required
+def run_include(request: HttpRequest, pk: int) -> HttpResponse:
+    """Take an excluded run back in (``reason`` optional); it counts again if it finished complete."""
+    run = run_to_operate(pk)
+
+    def include() -> str:
+        counting.include_run(run, request.user, request.POST.get("reason", ""))
+        return run.get_absolute_url()
+
+    return _operate(request, include, back=run.get_absolute_url(), refused="Not included")
 
 
 def _ended(run: TestRun) -> bool:

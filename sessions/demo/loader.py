@@ -30,6 +30,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from .. import roles
@@ -286,6 +287,24 @@ def load(stdout: Callable[[str], None] = print, *, reset: bool = False) -> LoopS
         story.play_cycle(cycle, stdout)
     stdout(f"demo loaded: session '{SLUG}' with {len(manifest['cycles'])} cycles")
     return session
+
+
+def deployed_revision() -> str | None:
+    """The revision the demo's environment says is deployed: that of its latest succeeded deployment.
+
+    ``scripts/run.sh`` starts the example target at this revision, so that what the demo shows as
+    deployed (r7 after a fresh load, or whatever an operator deployed since) is really listening on
+    its port, and "Run tests" reaches it. None when the demo is not loaded or has no such deployment.
+    """
+    session = LoopSession.objects.filter(slug=SLUG).only("environment_id").first()
+    if session is None:
+        return None
+    return (
+        Deployment.objects.filter(environment_id=session.environment_id, status=WorkStatus.SUCCEEDED)
+        .order_by(F("finished_at").desc(nulls_last=True), "-id")
+        .values_list("revision", flat=True)
+        .first()
+    )
 
 
 class _Story:

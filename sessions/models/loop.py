@@ -23,6 +23,16 @@ class WorkStatus(models.TextChoices):
 LIVE_STATUSES = (WorkStatus.QUEUED, WorkStatus.RUNNING)
 
 
+def default_marker_args() -> list[str]:
+    """How a marker expression reaches a pytest command: ``-m EXPR`` (the expression is one argument)."""
+    return ["-m", "{marker}"]
+
+
+def default_keyword_args() -> list[str]:
+    """How a keyword expression reaches a pytest command: ``-k EXPR`` (the expression is one argument)."""
+    return ["-k", "{keyword}"]
+
+
 # How a deployment can end.
 DEPLOY_FINAL_STATUSES = (
     WorkStatus.SUCCEEDED,
@@ -69,6 +79,20 @@ class Environment(models.Model):
     )
     metric_targets = models.JSONField(
         default=dict, blank=True, help_text='{"ws_latency_ms": {"target": 50, "lower_is_better": true}}'
+    )
+    # How a subset reaches the test command: appended to it, the placeholder replaced inside its one
+    # argument (user text never becomes an argument of its own). Empty: this command cannot run that subset.
+    marker_args = models.JSONField(
+        default=default_marker_args,
+        blank=True,
+        help_text='Arguments that run a marker expression, "{marker}" inside one of them, e.g. ["-m", "{marker}"]. '
+        "Empty: no marker subsets.",
+    )
+    keyword_args = models.JSONField(
+        default=default_keyword_args,
+        blank=True,
+        help_text='Arguments that run a keyword expression, "{keyword}" inside one of them, e.g. ["-k", "{keyword}"]. '
+        "Empty: no keyword subsets.",
     )
 
     def __str__(self) -> str:
@@ -203,6 +227,8 @@ class TestRun(models.Model):
         ALL = "all"
         FAILED = "failed"
         SELECTED = "selected"
+        # A marker or keyword expression chose the tests: not the full suite (trends and criteria skip it).
+        SUBSET = "subset"
 
     FINAL_STATUSES = (
         WorkStatus.FINISHED,
@@ -224,6 +250,9 @@ class TestRun(models.Model):
     rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
     scope = models.CharField(max_length=20, choices=Scope, default=Scope.ALL)
     selection = models.JSONField(default=list, blank=True, help_text="Test case ids chosen for a selected rerun.")
+    # What a subset run selected by expression (scope "subset"), as the operator typed it, stripped.
+    marker = models.CharField(max_length=200, blank=True)
+    keyword = models.CharField(max_length=200, blank=True)
     content_hash = models.CharField(max_length=64, blank=True)
     triggered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -52,8 +52,17 @@ def analysis_history(analyses: list[Analysis], limit: int = HISTORY_LIMIT) -> di
     return grouped
 
 
+def page_signature_id(analysis: Analysis) -> int:
+    """The signature whose page shows this analysis: the one it was merged into, else its own."""
+    return analysis.signature.merged_into_id or analysis.signature_id
+
+
 def analysis_section(pk: int, *, can_annotate: bool, editing: dict) -> dict:
-    """The context of one analysis's partial (what an edit of it answers with), read fresh."""
+    """The context of one analysis's partials (what an edit of it answers with), read fresh.
+
+    ``signature`` is the analysis's own signature; the views put the page's signature in its place
+    when they add the signature's fragments (badge, status menu, activity) to the answer.
+    """
     current = analysis_for_partial(pk)
     return {
         "a": current,

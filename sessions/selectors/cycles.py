@@ -11,8 +11,8 @@ from decimal import Decimal
 
 from django.db.models import Sum
 
-from ..charts import CyclePoint
-from ..models import Cycle, Deployment, LoopSession, RunSignature, TestRun
+from ..charts import REASON_CHARS, CyclePoint
+from ..models import Cycle, Deployment, LoopSession, RunSignature, TestRun, WorkStatus
 from .columns import RUN_SUMMARY_FIELDS
 
 
@@ -103,13 +103,35 @@ def chart_priority(session: LoopSession, cycles: list[CycleRow]) -> str:
     return ""
 
 
+def set_apart_note(run: TestRun) -> str | None:
+    """Why a run that ended does not count, as the chart's hover says it; None for a counted or live run.
+
+    "run 24 excluded: target unreachable: ..." or "run 25 incomplete (cancelled)".
+    """
+    if run.counted or run.is_live:
+        return None
+    if run.excluded:
+        reason = " ".join((run.excluded_reason or "no reason given").split())
+        if len(reason) > REASON_CHARS:
+            reason = reason[: REASON_CHARS - 1] + "…"
+        return f"run {run.pk} excluded: {reason}"
+    if run.incomplete or run.status != WorkStatus.FINISHED:
+        return f"run {run.pk} incomplete ({run.get_status_display().lower().replace('_', ' ')})"
+    return None
+
+
 def trend_points(cycles: list[CycleRow], priority: str = "") -> list[CyclePoint]:
-    """Plain rows for ``charts.trend_figure``: one per cycle, from its representative run."""
+    """Plain rows for ``charts.trend_figure``: one per cycle, from its representative (counted) run.
+
+    Each point also carries the cycle's runs that ended without counting (``set_apart``), so the chart
+    can show them apart: never as a value, a grey mark when the cycle has no counted run.
+    """
     points = []
     for row in cycles:
         run = row.representative
+        apart = tuple(note for note in map(set_apart_note, row.runs) if note)
         if run is None:
-            points.append(CyclePoint(cycle=row.cycle.number, pass_rate=None, mrr_at_risk=None))
+            points.append(CyclePoint(cycle=row.cycle.number, pass_rate=None, mrr_at_risk=None, set_apart=apart))
             continue
         bucket = (run.by_priority or {}).get(priority) if priority else None
         points.append(
@@ -120,6 +142,7 @@ def trend_points(cycles: list[CycleRow], priority: str = "") -> list[CyclePoint]
                 priority_pass_rate=bucket.get("pass_rate") if isinstance(bucket, dict) else None,
                 run_label=run.label,
                 run_id=run.pk,
+                set_apart=apart,
             )
         )
     return points
@@ -145,12 +168,17 @@ class GreenStatus:
 
 
 def cycles_to_green(session: LoopSession, cycles: list[CycleRow]) -> GreenStatus:
-    """How many cycles the loop took to first meet its goal, and whether its latest cycle still does."""
-    for index, row in enumerate(cycles, start=1):
+    """How many cycles the loop took to first meet its goal, and whether its latest cycle still does.
+
+    Only cycles with a counted run are turns of the loop here: a cycle whose runs were all excluded
+    (a target never reached) or incomplete tested nothing.
+    """
+    counted = [row for row in cycles if row.representative is not None]
+    for index, row in enumerate(counted, start=1):
         if goal_met(session, row.representative):
             latest = latest_representative(cycles)
             return GreenStatus(reached_at=row.cycle.number, cycles=index, green_now=goal_met(session, latest))
-    return GreenStatus(reached_at=None, cycles=len(cycles), green_now=False)
+    return GreenStatus(reached_at=None, cycles=len(counted), green_now=False)
 
 
 # -- the key-metrics table -----------------------------------------------------------------------------------

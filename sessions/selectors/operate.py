@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
 
-from ..models import Deployment, LoopSession, TestRun
+from ..models import Deployment, FailureSignature, LoopSession, TestRun, WorkStatus
 
 
 def session_to_operate(slug: str) -> LoopSession:
@@ -36,3 +36,21 @@ def deployment_waited_for(run: TestRun) -> Deployment | None:
     if not run.deployment_id:
         return None
     return Deployment.objects.filter(pk=run.deployment_id).only("id", "status", "revision").first()
+
+
+def revision_deployed_now(environment_id: int) -> str:
+    """The revision of the environment's latest succeeded deployment ("" before the first): what runs now."""
+    return (
+        Deployment.objects.filter(environment_id=environment_id, status=WorkStatus.SUCCEEDED)
+        .order_by("-finished_at", "-id")
+        .values_list("revision", flat=True)
+        .first()
+        or ""
+    )
+
+
+def signature_to_operate(pk: int) -> FailureSignature:
+    """A signature with its environment and the run it was last seen in (whose session a run of its tests joins)."""
+    return get_object_or_404(
+        FailureSignature.objects.select_related("environment", "last_seen_run__session__environment"), pk=pk
+    )

@@ -1,4 +1,5 @@
-"""The run page: its totals, signatures, suspects and metrics, and the results table (a page by keyset)."""
+"""The run page: its totals, signatures, suspects and metrics, whether it counts, and the results table
+(a page by keyset)."""
 
 from __future__ import annotations
 
@@ -8,18 +9,55 @@ from django.db.models.functions import Substr
 from django.shortcuts import get_object_or_404
 
 from ..forms import ResultFilters
-from ..models import Outcome, RunSignature, TestResult, TestRun
+from ..models import Environment, Outcome, RunSignature, TestResult, TestRun
 from .columns import DETAILS_PREVIEW_CHARS
 from .metrics import metric_rows
 
 PAGE_SIZE = 50
 SIGNATURES_SHOWN = 50
+UNREACHABLE = "target unreachable"  # how an automatic exclusion's reason starts (services.counting)
 
 
 def run_for_page(pk: int) -> TestRun:
     return get_object_or_404(
-        TestRun.objects.select_related("session", "cycle", "environment", "deployment", "rerun_of", "triggered_by"),
+        TestRun.objects.select_related(
+            "session", "cycle", "environment", "deployment", "rerun_of", "triggered_by", "excluded_by"
+        ),
         pk=pk,
+    )
+
+
+def newest_revision(environment: Environment) -> str:
+    """The revision a "deploy again" offer preselects: the last one the environment lists, else its default."""
+    for entry in reversed(environment.revisions or []):
+        if isinstance(entry, dict) and entry.get("revision"):
+            return str(entry["revision"])
+    return environment.default_revision
+
+
+@dataclass(frozen=True, slots=True)
+class Counting:
+    """Whether the run counts and, when it does not, why: what the run page's banner says.
+
+    ``unreachable``: the run was excluded because its target could not be reached, so the page offers
+    to deploy (``revision`` preselected) rather than to rerun against the same dead target.
+    """
+
+    counted: bool
+    excluded: bool
+    incomplete: bool
+    unreachable: bool
+    revision: str
+
+
+def run_counting(run: TestRun) -> Counting:
+    """The banner's facts, from the run's own columns (no query)."""
+    return Counting(
+        counted=run.counted,
+        excluded=run.excluded,
+        incomplete=run.incomplete,
+        unreachable=run.excluded and run.excluded_reason.lower().startswith(UNREACHABLE),
+        revision=newest_revision(run.environment),
     )
 
 
@@ -158,6 +196,7 @@ def run_page(run: TestRun, filters: ResultFilters, *, after: int | None, before:
             "suspects": suspect_results(run),
             "by_priority": sorted((run.by_priority or {}).items()),
             "metrics": metric_rows(run, run.environment.metric_targets or {}),
+            "counting": run_counting(run),
         }
     )
     return context

@@ -9,12 +9,21 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from django.db.models import Count, Max, QuerySet, Sum
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 
 from .. import cache as page_cache
 from ..charts import metric_figure, trend_figure
-from ..models import FailureSignature, LoopSession, RunSignature, SuccessCriterion, TestCase, TestRun
+from ..models import (
+    FailureSignature,
+    ImpactRule,
+    LoopSession,
+    RunSignature,
+    SessionEvent,
+    SuccessCriterion,
+    TestCase,
+    TestRun,
+)
 from .columns import RUN_SUMMARY_FIELDS
 from .cycles import (
     CycleRow,
@@ -34,6 +43,7 @@ CYCLE_TABLE_COLUMNS = 12  # cycles in the "Key metrics per cycle" table
 BOARD_LIMIT = 300
 BOARD_COLUMN = 12
 FLAKY_LIMIT = 15
+ACTIVITY_LIMIT = 10
 
 
 # -- the session list ----------------------------------------------------------------------------------------
@@ -69,8 +79,24 @@ def sessions_list_page() -> dict:
 # -- the session page ----------------------------------------------------------------------------------------
 
 
+def mrr_tracked_rule() -> Exists:
+    """Whether an impact rule gives the session's environment's tests a business area with revenue.
+
+    Without one, MRR at risk is always $0 because nothing is measured, not because nothing is at risk:
+    the page then shows it neutral and says so (``mrr_tracked`` on the session, no extra query).
+    """
+    return Exists(
+        ImpactRule.objects.filter(
+            Q(environment_id=OuterRef("environment_id")) | Q(environment__isnull=True), area__mrr__gt=0
+        )
+    )
+
+
 def session_for_page(slug: str) -> LoopSession:
-    return get_object_or_404(LoopSession.objects.select_related("environment", "latest_run"), slug=slug)
+    return get_object_or_404(
+        LoopSession.objects.select_related("environment", "latest_run").annotate(mrr_tracked=mrr_tracked_rule()),
+        slug=slug,
+    )
 
 
 def session_criteria(session: LoopSession) -> list[SuccessCriterion]:
@@ -173,6 +199,16 @@ def flaky_tests(session: LoopSession, limit: int = FLAKY_LIMIT) -> tuple[list[Te
     return rows[:limit], count
 
 
+def session_activity(session: LoopSession, limit: int = ACTIVITY_LIMIT) -> list[SessionEvent]:
+    """The session's latest events (who excluded or included which run, and why), newest first: one query."""
+    return list(
+        SessionEvent.objects.filter(session=session)
+        .select_related("user")
+        .only("id", "session_id", "run_id", "action", "detail", "created_at", "user__id", "user__username")
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
 def session_overview(session: LoopSession, cycles: list[CycleRow]) -> dict:
     """What the session page builds from all of its cycles (the charts, cycles to green, counts).
 
@@ -184,7 +220,10 @@ def session_overview(session: LoopSession, cycles: list[CycleRow]) -> dict:
     latest = latest_representative(cycles)
     return {
         "figure": trend_figure(
-            trend_points(cycles, priority), priority=priority, goal_pass_rate=session.goal_pass_rate
+            trend_points(cycles, priority),
+            priority=priority,
+            goal_pass_rate=session.goal_pass_rate,
+            mrr_tracked=getattr(session, "mrr_tracked", True),
         ),
         "has_chart": bool(cycles),
         "chart_priority": priority,
@@ -224,7 +263,9 @@ def session_page(
         every.extend(session_cycles(session))
         return session_overview(session, every)
 
-    overview = page_cache.session_trend(session, build, json.dumps(targets, sort_keys=True, default=str))
+    overview = page_cache.session_trend(
+        session, build, json.dumps(targets, sort_keys=True, default=str), getattr(session, "mrr_tracked", True)
+    )
     if every and cycles_before is None:  # built in this request: the latest cycles are at hand
         cycles, older = every[-SESSION_CYCLE_ROWS:], len(every) > SESSION_CYCLE_ROWS
     else:
@@ -246,6 +287,7 @@ def session_page(
         "board_total": board_total,
         "flaky": flaky,
         "flaky_count": flaky_count,
+        "activity": session_activity(session),
         "metrics": metric_rows(latest, targets),
         "metrics_run": latest,
     }

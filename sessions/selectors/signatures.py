@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Count, F, Max, Sum
+from django.db.models import Count, F, Max, Q, Sum
 from django.db.models.functions import Substr
 from django.shortcuts import get_object_or_404
 
@@ -162,12 +162,32 @@ def merge_candidates(signature: FailureSignature, limit: int = 40) -> list[Failu
 
 
 def header_section(signature: FailureSignature, *, can_annotate: bool, editing: dict) -> dict:
-    """The context of the signature's header (title and status; the partial their edits answer with)."""
+    """The context of the signature's header (title and status; the partial their edits answer with),
+    with the activity list that every edit updates beside it."""
     return {
         "signature": signature,
         "statuses": FailureSignature.Status.choices,
+        "events": signature_events(signature),
         "can_annotate": can_annotate,
         "editing": editing,
+    }
+
+
+def signature_fragments(pk: int, *, can_annotate: bool) -> dict:
+    """What every triage edit answers with besides its own part (three queries): the signature as it is
+    now (its status badge and status menu), its activity and how many analyses its page shows.
+
+    Why: a confirmed analysis moves the signature to root-caused, a fix to fix deployed; the page must
+    say so everywhere at once, not after a reload.
+    """
+    signature = signature_for_page(pk)
+    count = Analysis.objects.filter(Q(signature_id=pk) | Q(signature__merged_into_id=pk)).count()
+    return {
+        "signature": signature,
+        "statuses": FailureSignature.Status.choices,
+        "events": signature_events(signature),
+        "analysis_count": count,
+        "can_annotate": can_annotate,
     }
 
 

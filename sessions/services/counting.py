@@ -25,7 +25,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from ..models import LoopSession, RunSignature, SessionEvent, TestRun, WorkStatus
+from ..models import LoopSession, RunSignature, SessionEvent, SuccessCriterion, TestRun, WorkStatus
 from . import criteria, flaky, lifecycle
 from .signatures import acting_user
 from .triage import Invalid
@@ -89,14 +89,15 @@ def refresh_headline(session_id: int) -> None:
     LoopSession.objects.filter(pk=session_id).update(latest_run=latest)
 
 
-def _exclude(run: TestRun, reason: str, user: AbstractBaseUser | None) -> None:
+def _exclude(run: TestRun, reason: str, user: AbstractBaseUser | None, who: str = "automatically") -> None:
     now = timezone.now()
     run.excluded, run.excluded_reason, run.excluded_by, run.excluded_at = True, reason, acting_user(user), now
     run.counted = False
     TestRun.objects.filter(pk=run.pk).update(
         excluded=True, excluded_reason=reason, excluded_by=run.excluded_by, excluded_at=now, counted=False
     )
-    who = "automatically" if user is None else f"by {user.get_username()}"
+    if user is not None and getattr(user, "is_authenticated", False):
+        who = f"by {user.get_username()}"
     SessionEvent.objects.create(
         session_id=run.session_id,
         run=run,
@@ -125,12 +126,17 @@ def _ended(run: TestRun) -> None:
         raise Invalid(f"run {run.pk} has not ended yet: exclude or include it once it has")
 
 
-def exclude_run(run: TestRun, reason: object, user: AbstractBaseUser | None) -> TestRun:
-    """An operator sets a run aside, with a reason; every figure follows at once."""
+def exclude_run(
+    run: TestRun, reason: object, user: AbstractBaseUser | None, *, who: str = "from the command line"
+) -> TestRun:
+    """An operator sets a run aside, with a reason; every figure follows at once.
+
+    ``who`` says who it was when there is no user (a script or ``manage.py run exclude``).
+    """
     _ended(run)
     text = _reason(reason)
     with transaction.atomic():
-        _exclude(run, text, user)
+        _exclude(run, text, user, who)
         follow_up(run)
     return run
 
@@ -147,7 +153,7 @@ def include_run(run: TestRun, user: AbstractBaseUser | None, reason: object = ""
         TestRun.objects.filter(pk=run.pk).update(
             excluded=False, excluded_reason="", excluded_by=None, excluded_at=None, counted=run.counted
         )
-        who = "" if user is None else f" by {user.get_username()}"
+        who = f" by {user.get_username()}" if user is not None and getattr(user, "is_authenticated", False) else ""
         SessionEvent.objects.create(
             session_id=run.session_id,
             run=run,
@@ -164,7 +170,5 @@ def follow_up(run: TestRun) -> None:
     refresh_headline(run.session_id)
     flaky.recount_after_counting_changed(run)
     lifecycle.reconsider_after_counting_changed(run)
-    session = LoopSession.objects.select_related("environment").get(pk=run.session_id)
-    latest = criteria.latest_full_run(session)
-    if latest is not None:
-        criteria.evaluate_session(session, latest)
+    for criterion in SuccessCriterion.objects.filter(session_id=run.session_id).select_related("session"):
+        criteria.reevaluate(criterion)  # from the latest counted full run, or "no complete run yet"

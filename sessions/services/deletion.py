@@ -25,7 +25,7 @@ def delete_runs(runs: QuerySet[TestRun]) -> int:
         for signature_id in sorted(signature_ids):
             recount_signature(signature_id)
         for session in LoopSession.objects.filter(pk__in=session_ids, latest_run__isnull=True):
-            newest = session.runs.filter(summary_written=True).order_by("-finished_at", "-id").first()
+            newest = session.runs.filter(counted=True).order_by("-finished_at", "-id").first()
             LoopSession.objects.filter(pk=session.pk).update(latest_run=newest)
     return len(run_ids)
 

@@ -102,25 +102,12 @@ def _mark_flaky(run: TestRun) -> int:
 
 def _seed(case_ids: list[int], run: TestRun) -> dict[int, str]:
     """Histories of tests failing for the first time, from their earlier results (newest 29 runs each)."""
-    history: dict[int, dict[int, str]] = {}
     # Tests first seen in this run have no history: skip them before the window query, which a fresh
     # 100,000-result upload (no planner statistics yet) would otherwise answer with scans of the results.
     older = []
     for chunk in _chunks(case_ids, 5000):
         older += TestCase.objects.filter(pk__in=chunk, created_at__lt=run.created_at).values_list("pk", flat=True)
-    for chunk in _chunks(older):
-        rows = (
-            TestResult.objects.filter(case_id__in=chunk, outcome__in=list(CODES), run__counted=True, run_id__lt=run.pk)
-            .annotate(n=Window(RowNumber(), partition_by=[F("case_id")], order_by=F("run_id").desc()))
-            .filter(n__lt=WINDOW)
-            .values_list("case_id", "run_id", "outcome")
-        )
-        for case_id, run_id, outcome in rows:
-            runs = history.setdefault(case_id, {})
-            code = CODES[outcome]
-            if _RANK[code] >= _RANK.get(runs.get(run_id, "P"), 0):
-                runs[run_id] = code
-    return {case_id: "".join(runs[k] for k in sorted(runs)) for case_id, runs in history.items()}
+    return _histories(older, before_run=run.pk, newest=WINDOW - 1)
 
 
 def _outcomes_of_tracked(run: TestRun) -> tuple[dict[int, str], dict[int, str]]:
@@ -231,14 +218,19 @@ def recount_after_counting_changed(run: TestRun) -> None:
         _mark_flaky(counted)
 
 
-def _histories(case_ids: list[int]) -> dict[int, str]:
-    """The newest 30 counted outcomes of each test, oldest first, one letter a run (worst outcome wins)."""
+def _histories(case_ids: list[int], *, before_run: int | None = None, newest: int = WINDOW) -> dict[int, str]:
+    """The ``newest`` counted outcomes of each test (before ``before_run``), oldest first, a letter a run.
+
+    When a test has several results in one run, the worst outcome stands for the run.
+    """
     history: dict[int, dict[int, str]] = {}
     for chunk in _chunks(case_ids):
+        rows = TestResult.objects.filter(case_id__in=chunk, outcome__in=list(CODES), run__counted=True)
+        if before_run is not None:
+            rows = rows.filter(run_id__lt=before_run)
         rows = (
-            TestResult.objects.filter(case_id__in=chunk, outcome__in=list(CODES), run__counted=True)
-            .annotate(n=Window(RowNumber(), partition_by=[F("case_id")], order_by=F("run_id").desc()))
-            .filter(n__lte=WINDOW)
+            rows.annotate(n=Window(RowNumber(), partition_by=[F("case_id")], order_by=F("run_id").desc()))
+            .filter(n__lte=newest)
             .values_list("case_id", "run_id", "outcome")
         )
         for case_id, run_id, outcome in rows:

@@ -299,7 +299,8 @@ def move_step(analysis: Analysis, step_id: int, direction: object, data: dict, u
     return step
 
 
-def delete_step(analysis: Analysis, step_id: int, data: dict, user: object) -> None:
+def delete_step(analysis: Analysis, step_id: int, data: dict, user: object) -> int:
+    """Delete a why; returns its index (0-based), where the keyboard goes next (the why that took its place)."""
     with transaction.atomic():
         _bump(analysis, data.get("version"), {"delete": step_id})
         step = _step(analysis, step_id)
@@ -311,6 +312,53 @@ def delete_step(analysis: Analysis, step_id: int, data: dict, user: object) -> N
         step.delete()
         _renumber(analysis.pk, order)
         _record(analysis, user, f"deleted why {number}: {step.question[:80]}")
+    return number - 1
+
+
+def _one_line(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def deleted_analysis_detail(analysis_id: int, last: dict, user: object) -> str:
+    """What the signature's activity keeps of a deleted analysis: who, and its last version in one line.
+
+    SignatureEvent.detail holds 500 characters: the problem, each why, the root cause, the error behind
+    the error and the fixes are shortened so that most parts show; what is past 500 is cut.
+    """
+    who = user.get_username() if getattr(user, "is_authenticated", False) else "loopdash"  # type: ignore[attr-defined]
+    parts = [f"problem: {_one_line(last['problem'], 120)}" if last["problem"] else ""]
+    parts += [
+        f"why {n}: {_one_line(s['question'], 60)} — {_one_line(s['answer'], 40)}"
+        for n, s in enumerate(last["steps"], 1)
+    ]
+    parts += [f"root cause: {_one_line(last['root_cause'], 100)}" if last["root_cause"] else ""]
+    parts += [
+        f"error behind the error: {_one_line(last['error_behind_error'], 60)}" if last["error_behind_error"] else ""
+    ]
+    parts += [f"fix {f['sha'][:12]} ({f['status']})" for f in last["fixes"]]
+    head = f"analysis {analysis_id} deleted by {who} ({last['status']}, v{last['version']})"
+    return _one_line("; ".join([head, *(p for p in parts if p)]), 500)
+
+
+def delete_analysis(analysis: Analysis, data: dict, user: object) -> str:
+    """Delete an analysis with its whys, fixes and edit history; the signature's activity keeps its last
+    version in one line (who deleted it, its status, problem, whys, root cause and fixes).
+
+    Stale-edit protection applies: the form's version must be the current one (else Conflict), so nobody
+    deletes text they have not seen. Its fixes go with it: a fix still waiting for its verdict then
+    judges nothing, which is why the page's confirmation names them. Returns the activity's line.
+    """
+    with transaction.atomic():
+        _bump(analysis, data.get("version"), {"delete": f"analysis {analysis.pk}"})
+        analysis.refresh_from_db()
+        detail = deleted_analysis_detail(analysis.pk, snapshot(analysis), user)
+        signature = FailureSignature.objects.only("id", "merged_into_id").get(pk=analysis.signature_id)
+        record_event(signature.pk, "analysis", detail, user)
+        if signature.merged_into_id:  # shown on the target's page: its activity says so too
+            record_event(signature.merged_into_id, "analysis", detail, user)
+        analysis.delete()
+    return detail
 
 
 def add_fix(analysis: Analysis, data: dict, user: object) -> Fix:

@@ -4,7 +4,8 @@ Payload (JSON object)::
 
     {"action": "deploy" | "tests" | "cycle",
      "revision": "r3",                      # deploy, cycle (default: the environment's default)
-     "rerun": 12, "scope": "all" | "failed" | "selected", "tests": [case ids]}   # tests
+     "rerun": 12, "scope": "all" | "failed" | "selected", "tests": [case ids],   # tests: a rerun
+     "marker": "p1", "keyword": "login"}   # tests: a subset by expression (not with rerun, scope, tests)
 
 Answers ``{"deployment": id}``, ``{"run": id}`` or both for a cycle. ``TriggerError.status`` is the
 HTTP status that explains a refusal: 400 bad input, 404 no such session or run, 409 a deploy is
@@ -22,7 +23,8 @@ from ..work.queueing import request_cycle, request_deploy, request_tests
 TriggerError = Refused
 
 ACTIONS = ("deploy", "tests", "cycle")
-_KEYS = {"action", "revision", "rerun", "scope", "tests"}
+_KEYS = {"action", "revision", "rerun", "scope", "tests", "rollback", "marker", "keyword"}
+_TESTS_ONLY = ("rerun", "scope", "tests", "marker", "keyword")
 
 
 def _text(payload: dict, key: str) -> str | None:
@@ -62,15 +64,29 @@ def trigger_from_request(slug: str, payload: dict, user: object, *, source: str 
     if session is None:
         raise TriggerError(f"no session {slug!r}", 404)
     revision = _text(payload, "revision")
-    if action != "tests" and any(payload.get(k) not in (None, "", []) for k in ("rerun", "scope", "tests")):
-        raise TriggerError(f"rerun, scope and tests apply to action 'tests', not {action!r}", 400)
+    if action != "tests" and any(payload.get(k) not in (None, "", []) for k in _TESTS_ONLY):
+        raise TriggerError(f"rerun, scope, tests, marker and keyword apply to action 'tests', not {action!r}", 400)
+    rollback = payload.get("rollback", False)
+    if not isinstance(rollback, bool):
+        raise TriggerError(f"rollback must be true or false, got {rollback!r}", 400)
+    if rollback and action == "tests":
+        raise TriggerError("rollback applies to deploy and cycle", 400)
     if action == "deploy":
-        return {"deployment": request_deploy(session, revision=revision, user=user).pk}
+        return {"deployment": request_deploy(session, revision=revision, user=user, rollback=rollback).pk}
     if action == "cycle":
-        deployment, run = request_cycle(session, revision=revision, user=user, source=source)
+        deployment, run = request_cycle(session, revision=revision, user=user, source=source, rollback=rollback)
         return {"deployment": deployment.pk, "run": run.pk}
     if revision is not None:
         raise TriggerError("revision applies to deploy and cycle; tests run against what is deployed", 400)
+    marker, keyword = payload.get("marker"), payload.get("keyword")
+    if marker is not None or keyword is not None:
+        given = [key for key in ("rerun", "scope", "tests") if payload.get(key) not in (None, "", [])]
+        if given:
+            raise TriggerError(
+                f"marker and keyword run a subset of the suite; they do not go with {', '.join(given)}", 400
+            )
+        run = request_tests(session, user=user, source=source, marker=marker, keyword=keyword)
+        return {"run": run.pk}
     rerun_of = _rerun(session, payload)
     scope = _text(payload, "scope") or TestRun.Scope.ALL
     if scope != TestRun.Scope.ALL and rerun_of is None:

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from .. import roles
 from ..models import LIVE_STATUSES, Deployment, LoopSession, TestRun, WorkStatus
-from ..selectors.operate import deployment_waited_for
+from ..selectors.operate import deployment_waited_for, revision_deployed_now
 
 register = template.Library()
 
@@ -117,8 +117,13 @@ def run_progress(run: TestRun) -> Progress:
 
 @register.simple_tag
 def revision_choices(session: LoopSession) -> list[tuple[str, str, bool]]:
-    """(revision, label, selected) for the Deploy form, newest first; the default revision preselected."""
+    """(revision, label, selected) for the Deploy form, newest first; the newest preselected.
+
+    The revision deployed now is labelled so: a stale form never hides what staging runs. Choosing an
+    older one is a rollback, which the form must confirm (the request side refuses it otherwise).
+    """
     env = session.environment
+    deployed = revision_deployed_now(env.pk)
     out = []
     for entry in reversed(env.revisions or []):
         if not isinstance(entry, dict) or not entry.get("revision"):
@@ -126,7 +131,9 @@ def revision_choices(session: LoopSession) -> list[tuple[str, str, bool]]:
         name = str(entry["revision"])
         message = str(entry.get("message") or "")
         label = f"{name} · {message[:60]}" if message else name
-        out.append((name, label, name == env.default_revision))
+        if name == deployed:
+            label += " · deployed now"
+        out.append((name, label, not out))
     if not out and env.default_revision:
         out.append((env.default_revision, env.default_revision, True))
     return out

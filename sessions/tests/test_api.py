@@ -116,4 +116,12 @@ def test_viewers_cannot_upload(client, viewer):
 def test_the_openapi_description_lists_every_endpoint(client):
     spec = client.get("/api/v1/openapi.json").json()
     assert spec["openapi"].startswith("3.")
-    assert set(spec["paths"]) == {"/sessions/{slug}/runs", "/runs/{id}", "/sessions/{slug}/trigger"}
+    assert set(spec["paths"]) == {
+        "/sessions/{slug}/runs",
+        "/runs/{id}",
+        "/sessions/{slug}/trigger",
+        "/sessions/{slug}",
+        "/runs/{id}/results",
+        "/runs/{id}/exclude",
+        "/runs/{id}/include",
+    }

@@ -113,11 +113,12 @@ def test_charts_htmx_and_the_admin_run_under_the_policy_with_no_violation(
             expect(page).to_have_url(re.compile(r"outcome=failed"))
             shot(page, "csp-run")
 
-            # htmx POST with the CSRF header: the status select swaps the signature header.
+            # htmx POST with the CSRF header: the status menu's Save swaps the menu, the badge out of band.
             signature = FailureSignature.objects.filter(result_count__gt=0).order_by("pk").first()
             page.goto(f"{base}/signatures/{signature.pk}/")
             page.wait_for_selector(".js-plotly-plot svg.main-svg", timeout=20_000)
             page.select_option("#status-select", "investigating")
+            page.click("#status-save")
             expect(page.locator("#signature-status")).to_have_text(re.compile("Investigating", re.IGNORECASE))
             signature.refresh_from_db()
             assert signature.status == "investigating"

@@ -48,3 +48,20 @@ def test_loading_twice_changes_nothing(loaded):
     loader.load(lambda line: None)
     assert TestRun.objects.count() == runs
     assert LoopSession.objects.filter(slug="demo").count() == 1
+
+
+def test_the_deployed_revision_is_that_of_the_latest_succeeded_deployment(operator):
+    """What scripts/run.sh starts the example target at, so that the demo's "deployed" is true."""
+    from django.utils import timezone
+
+    from sessions.models import Deployment, WorkStatus
+
+    assert loader.deployed_revision() is None  # no demo yet: run.sh starts nothing
+    session = loader.load(lambda line: None)
+    assert loader.deployed_revision() == "r7"
+    later = timezone.now()
+    for revision, status in (("r3", WorkStatus.SUCCEEDED), ("r5", WorkStatus.FAILED)):
+        Deployment.objects.create(
+            environment=session.environment, revision=revision, status=status, finished_at=later, triggered_by=operator
+        )
+    assert loader.deployed_revision() == "r3"  # an operator's later deploy; a failed one names nothing

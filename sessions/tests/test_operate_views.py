@@ -113,7 +113,7 @@ def test_only_operators_see_the_buttons(client, request, role, operator, session
     client.force_login(operator)
     page = client.get(f"/sessions/{session.slug}/").content.decode()
     assert 'id="operate-run-cycle"' in page and 'id="operate-deploy"' in page and 'id="operate-run-tests"' in page
-    assert '<option value="r2"' in page and '<option value="r1" selected>' in page
+    assert '<option value="r2" selected>' in page and '<option value="r1">' in page  # the newest first
     page = client.get(f"/runs/{run.pk}/").content.decode()
     assert "Rerun failed (2)" in page and "Rerun all" in page
     assert page.count("Rerun this test") == 2  # the failed and the errored result
@@ -162,7 +162,7 @@ def test_run_cycle_queues_a_deploy_and_a_run_that_waits_for_it(
     run = TestRun.objects.get()
     assert response.status_code == 200 and response["HX-Redirect"] == run.get_absolute_url()
     assert run.deployment.revision == "r2" and run.cycle == run.deployment.cycle
-    assert run.status == WorkStatus.QUEUED and run.source == TestRun.Source.UI and run.label == "cycle 1"
+    assert run.status == WorkStatus.QUEUED and run.source == TestRun.Source.UI and run.label == "full suite on r2"
     assert len(callbacks) == 1  # one chain: deploy, then run_tests
 
     progress = client.get(f"/runs/{run.pk}/progress/", headers=HX)
@@ -237,7 +237,9 @@ def test_cancelling_a_queued_deployment_cancels_the_run_waiting_for_it(client, o
     deployment.refresh_from_db()
     run.refresh_from_db()
     assert deployment.status == WorkStatus.CANCELLED and deployment.finished_at
-    assert run.status == WorkStatus.CANCELLED and f"deployment {deployment.pk} of r1 ended cancelled" in run.log_tail
+    assert (
+        run.status == WorkStatus.CANCELLED and f"deployment {deployment.pk} of r2 ended cancelled" in run.log_tail
+    )  # the newest
 
 
 # -- live partials and logs -----------------------------------------------------------------------------------------
@@ -379,3 +381,41 @@ def test_the_cli_prints_what_it_queued(session, run) -> None:
     assert out.getvalue() == f"run {TestRun.objects.latest('pk').pk}\n"
     with pytest.raises(CommandError, match="no session 'missing'"):
         call_command("trigger", "tests", "--session", "missing", stdout=StringIO())
+
+
+# -- revisions: the newest by default, a rollback only when asked for --------------------------------------------
+
+
+def test_a_deploy_without_a_revision_takes_the_newest_and_a_rollback_must_be_asked_for(
+    client, operator, session
+) -> None:
+    deployment = queueing.request_deploy(session)
+    assert deployment.revision == "r2"  # the last listed, not the environment's first
+    Deployment.objects.filter(pk=deployment.pk).update(status=WorkStatus.SUCCEEDED, finished_at=timezone.now())
+    client.force_login(operator)
+    response = client.post(
+        f"/api/v1/sessions/{session.slug}/trigger",
+        {"action": "deploy", "revision": "r1"},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {issue_token(operator)}"},
+    )
+    assert response.status_code == 409 and "rollback" in response.json()["error"]
+    with pytest.raises(CommandError, match="rollback"):
+        call_command("trigger", "deploy", "--session", session.slug, "--revision", "r1", stdout=StringIO())
+    out = StringIO()
+    call_command("trigger", "deploy", "--session", session.slug, "--revision", "r1", "--rollback", stdout=out)
+    assert Deployment.objects.get(pk=int(out.getvalue().split()[1])).revision == "r1"
+
+
+def test_the_deploy_form_shows_what_is_deployed_and_a_rollback_needs_the_box_ticked(client, operator, session) -> None:
+    Deployment.objects.create(
+        environment=session.environment, revision="r2", status=WorkStatus.SUCCEEDED, finished_at=timezone.now()
+    )
+    client.force_login(operator)
+    html = client.get(session.get_absolute_url()).content.decode()
+    assert '<option value="r2" selected>r2 · second · deployed now</option>' in html
+    assert 'name="rollback"' in html
+    refused = client.post(f"/sessions/{session.slug}/deploy/", {"revision": "r1"})
+    assert refused.status_code == 409 and "rollback" in refused.content.decode()
+    done = client.post(f"/sessions/{session.slug}/deploy/", {"revision": "r1", "rollback": "1"})
+    assert done.status_code == 302 and Deployment.objects.filter(revision="r1", status=WorkStatus.QUEUED).exists()

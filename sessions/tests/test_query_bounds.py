@@ -15,7 +15,8 @@ from sessions.tests.test_pages import triage_world
 
 # One bound per page, the same for both sizes.
 # After the 3 of every request:
-#   sessions list 1 · session 9: session, cycles, runs, deployments, criteria, board (2), flaky, classes per cycle
+#   sessions list 1 · session 10: session, cycles, runs, deployments, criteria, board (2), flaky, classes per
+#     cycle, the activity (the latest SessionEvents: who excluded or included which run)
 #   export 12 · run 4: run, results page, signatures, suspects · results partial 2 (+ the groups for "Rerun")
 #   signature 12: signature, runs, merged-in, analyses (+ steps, fixes), edits, samples, traceback, tests hit,
 #     occurrences, events (an engineer adds the merge candidates) · test 2: case, history · deployment 3
@@ -23,11 +24,14 @@ from sessions.tests.test_pages import triage_world
 #     empty its page of test ids and their results (two) · one list 4: the runs, the counts, the page
 BOUNDS = {
     "sessions_list": 4,
-    "session_detail": 13,  # + the cached trend read (sessions.cache)
+    "session_detail": 14,  # + the cached trend read (sessions.cache); 13 before the activity list
     "session_export": 15,
     "run_detail": 7,
     "run_results_partial": 5,
     "signature_detail": 15,
+    # an Edit or Cancel of one part of an analysis: the signature and the analysis the URL names, the
+    # analysis again (+ steps, fixes), its edits
+    "signature_whys_partial": 9,
     "test_detail": 5,
     "deployment_detail": 6,
     "compare": 14,
@@ -68,6 +72,11 @@ def urls(world: dict) -> dict[str, tuple[str, dict, dict]]:
             hx,
         ),
         "signature_detail": (reverse("signature_detail", args=[world["signature"].pk]), {}, {}),
+        "signature_whys_partial": (
+            reverse("signature_detail", args=[world["signature"].pk]),
+            {"partial": "whys", "analysis": world["analysis"].pk},
+            hx,
+        ),
         "test_detail": (reverse("test_detail", args=[world["case"].pk]), {}, {}),
         "deployment_detail": (reverse("deployment_detail", args=[world["deployment"].pk]), {}, {}),
         "compare": (reverse("run_compare_with", args=[run.pk, base.pk]), {}, {}),

@@ -32,6 +32,7 @@ from sessions.models import (
     LIVE_STATUSES,
     Deployment,
     Environment,
+    FailureSignature,
     LoopSession,
     TestCase,
     TestResult,
@@ -391,6 +392,25 @@ def test_a_cancel_kills_the_whole_process_group_and_keeps_partial_results(tmp_pa
     with pytest.raises(Refused) as refused:
         cancel.cancel_run(run)
     assert refused.value.status == 409
+    # A cancelled run does not count, and the test it cut off is loopdash's doing, not the product's.
+    session.refresh_from_db()
+    assert not run.counted and session.latest_run_id is None
+    assert not FailureSignature.objects.filter(run_counts__run=run, internal=False).exists()
+
+
+@on_worker
+def test_a_run_against_a_stopped_target_ends_excluded_at_once(staging) -> None:
+    """The example target is not deployed (nothing listens on its port): its health check says so."""
+    env = staging.environment
+    env.health_check = ["{python}", "deploy.py", "--status"]
+    env.save()
+    run = ended_run(queueing.request_tests(staging).pk, timeout=60)
+    assert run.status == WorkStatus.FINISHED and run.total == 0
+    assert run.excluded and not run.counted and run.excluded_by is None
+    assert run.excluded_reason.startswith("target unreachable: the health check exited 1"), run.excluded_reason
+    staging.refresh_from_db()
+    assert staging.latest_run_id is None
+    assert "no test was run" in Path(run.log_path).read_text()
 
 
 def test_a_killed_worker_takes_its_suite_with_it_and_a_page_read_marks_the_run_lost(

@@ -42,8 +42,10 @@ def test_an_engineer_writes_a_whole_analysis_without_a_page_load(erin, signature
     response = post(erin, "analysis_create", signature.pk, data={"problem": "1011 on connect"})
     assert response.status_code == 200
     html = response.content.decode()
-    assert html.lstrip().startswith('<section class="card" id="analyses"') and "<html" not in html
     analysis = signature.analyses.get()
+    # The new analysis is appended (the others, and what is typed in them, stay), opened for editing.
+    assert html.lstrip().startswith(f'<article class="analysis hypothesis" id="analysis-{analysis.pk}"')
+    assert "<html" not in html and 'name="root_cause"' in html
     assert analysis.author.username == "erin" and analysis.problem == "1011 on connect"
     for question in ("Why 1011?", "Why does the handler raise?", "Why is an enum logged?"):
         response = post(
@@ -53,11 +55,11 @@ def test_an_engineer_writes_a_whole_analysis_without_a_page_load(erin, signature
             data={"version": fresh(analysis).version, "question": question, "answer": "…"},
         )
         assert response.status_code == 200
-        assert (
-            response.content.decode()
-            .lstrip()
-            .startswith(f'<article class="analysis hypothesis" id="analysis-{analysis.pk}"')
-        )
+        # Only the why list is swapped; the head and the history come along out of band.
+        html = response.content.decode()
+        assert html.lstrip().startswith(f'<div class="whys-block" id="whys-{analysis.pk}"')
+        assert f'id="analysis-head-{analysis.pk}" hx-target="this" hx-swap="outerHTML" hx-swap-oob="true"' in html
+        assert f'id="analysis-fields-{analysis.pk}"' not in html
     assert questions(analysis) == ["Why 1011?", "Why does the handler raise?", "Why is an enum logged?"]
 
     step = WhyStep.objects.get(question="Why 1011?")
@@ -207,6 +209,17 @@ def test_the_edit_forms_open_in_place(erin, signature) -> None:
     html = erin.get(
         url, {"partial": "analysis", "analysis": analysis.pk, "edit": f"0-{step.pk}"}, headers=HX
     ).content.decode()
+    assert f'action="/analyses/{analysis.pk}/steps/{step.pk}/"' in html and 'name="root_cause"' not in html
+    # Each part opens alone, so an open form elsewhere in the analysis keeps what is typed in it.
+    html = erin.get(
+        url, {"partial": "fields", "analysis": analysis.pk, "edit": analysis.pk}, headers=HX
+    ).content.decode()
+    assert html.lstrip().startswith(f'<div class="analysis-fields" id="analysis-fields-{analysis.pk}"')
+    assert 'name="root_cause"' in html and "whys-block" not in html
+    html = erin.get(
+        url, {"partial": "whys", "analysis": analysis.pk, "edit": f"0-{step.pk}"}, headers=HX
+    ).content.decode()
+    assert html.lstrip().startswith(f'<div class="whys-block" id="whys-{analysis.pk}"')
     assert f'action="/analyses/{analysis.pk}/steps/{step.pk}/"' in html and 'name="root_cause"' not in html
     html = erin.get(url, {"partial": "header", "edit": "title"}, headers=HX).content.decode()
     assert 'id="title-input"' in html and html.lstrip().startswith(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 
 from celery import chain
@@ -19,15 +20,19 @@ from .. import tasks
 from ..models import (
     Cycle,
     Deployment,
+    Environment,
+    FailureSignature,
     LoopSession,
     Outcome,
+    TestCase,
     TestResult,
     TestRun,
     WorkStatus,
 )
 from ..services.ingestion.cycles import next_cycle, resolve_cycle
 from ..services.run_completion import complete_run
-from . import locks
+from ..services.signatures import root_of
+from . import locks, runners
 from .cancel import cancel_waiting_runs
 from .errors import Refused
 from .reaper import reap_deployments, reap_if_due
@@ -35,6 +40,15 @@ from .reaper import reap_deployments, reap_if_due
 log = logging.getLogger(__name__)
 
 SELECTION_MAX = 50_000
+EXPRESSION_MAX = 200
+# Subsets chosen by stored ids (run as a selection, like a rerun of chosen tests, but without a run to rerun).
+SUBSET_P1 = "p1"
+SUBSET_SIGNATURE = "signature"
+SUBSETS = (SUBSET_P1, SUBSET_SIGNATURE)
+# Characters an expression may not hold: control characters (NUL included) and every line separator
+# str.splitlines knows (argparse's argument files split on them): \n \r \v \f \x1c \x1d \x1e \x85 are Cc,
+# \u2028 is Zl, \u2029 is Zp; Cf (bidi overrides, zero-width) would hide what the page shows.
+_FORBIDDEN_CATEGORIES = ("Cc", "Cf", "Zl", "Zp")
 
 
 # A revision goes into an argument list: no leading dash (it would read as an option), no spaces.
@@ -45,30 +59,55 @@ def _user_or_none(user: object) -> object | None:
     return user if getattr(user, "is_authenticated", False) else None
 
 
-def check_revision(session: LoopSession, revision: str | None) -> tuple[str, str]:
-    """(revision, commit) for a deploy: a known revision of the environment, or its default."""
+def newest_revision(env: Environment) -> str:
+    """What a deploy or a cycle takes without a revision: the newest listed (the last), else the default."""
+    known = [str(r["revision"]) for r in env.revisions or [] if isinstance(r, dict) and r.get("revision")]
+    return known[-1] if known else env.default_revision
+
+
+def deployed_now(env: Environment) -> Deployment | None:
+    """The environment's latest succeeded deployment: what its target runs now."""
+    return (
+        Deployment.objects.filter(environment=env, status=WorkStatus.SUCCEEDED).order_by("-finished_at", "-id").first()
+    )
+
+
+def check_revision(session: LoopSession, revision: str | None, *, rollback: bool = False) -> tuple[str, str]:
+    """(revision, commit) for a deploy: a known revision of the environment, or its newest.
+
+    Going back to a revision older than the one deployed now is a rollback: refused (409) unless it
+    is asked for, so that one click on a stale form never rolls staging back.
+    """
     env = session.environment
-    revision = (revision or env.default_revision or "").strip()
+    revision = (revision or newest_revision(env) or "").strip()
     if not revision:
-        raise Refused(f"no revision given and environment {env.name} has no default revision", 400)
+        raise Refused(f"no revision given and environment {env.name} lists none", 400)
     known = [r for r in env.revisions or [] if isinstance(r, dict) and r.get("revision")]
     if known:
-        entry = next((r for r in known if str(r["revision"]) == revision), None)
-        if entry is None:
-            names = ", ".join(str(r["revision"]) for r in known[:30])
-            raise Refused(f"unknown revision {revision!r} for environment {env.name} (known: {names})", 400)
-        return revision, str(entry.get("commit") or "")[:64]
+        names = [str(r["revision"]) for r in known]
+        if revision not in names:
+            shown = ", ".join(names[:30])
+            raise Refused(f"unknown revision {revision!r} for environment {env.name} (known: {shown})", 400)
+        current = deployed_now(env)
+        if not rollback and current is not None and current.revision in names:
+            if names.index(revision) < names.index(current.revision):
+                raise Refused(
+                    f"{revision} is older than {current.revision}, deployed now: that is a rollback; confirm it "
+                    '(tick "roll back" on the page, --rollback, or "rollback": true)',
+                    409,
+                )
+        return revision, str(known[names.index(revision)].get("commit") or "")[:64]
     if not REVISION_RE.match(revision):
         raise Refused(f"revision {revision!r} is not a plain name (letters, digits, . _ / + @ -)", 400)
     return revision, ""
 
 
-def _create_deployment(session: LoopSession, revision: str | None, user: object) -> Deployment:
+def _create_deployment(session: LoopSession, revision: str | None, user: object, rollback: bool) -> Deployment:
     """The queued deployment, in a new cycle; refused (409) while another one is queued or running."""
     env = session.environment
     if not env.deploy_command:
         raise Refused(f"environment {env.name} has no deploy command (set it in the admin)", 400)
-    revision, commit = check_revision(session, revision)
+    revision, commit = check_revision(session, revision, rollback=rollback)
     with locks.environment_locked(env.pk):
         reap_deployments(Deployment.objects.filter(environment=env))  # a dead worker's deploy must not block
         busy = locks.holder(env.pk, include_queued=True)
@@ -87,11 +126,13 @@ def _create_deployment(session: LoopSession, revision: str | None, user: object)
         )
 
 
-def request_deploy(session: LoopSession, *, revision: str | None = None, user: object = None) -> Deployment:
+def request_deploy(
+    session: LoopSession, *, revision: str | None = None, user: object = None, rollback: bool = False
+) -> Deployment:
     """Queue a deploy of ``revision`` (default: the environment's default revision)."""
     reap_if_due()
     with transaction.atomic():
-        deployment = _create_deployment(session, revision, user)
+        deployment = _create_deployment(session, revision, user, rollback)
         _enqueue_on_commit(lambda: tasks.deploy.delay(deployment.pk), deployments=[deployment])
     return deployment
 
@@ -182,14 +223,122 @@ def _selection(rerun_of: TestRun | None, scope: str, case_ids: Iterable[object] 
     return chosen
 
 
-def _label(scope: str, rerun_of: TestRun | None, count: int, default: str) -> str:
-    if rerun_of is None:
-        return default
-    if scope == TestRun.Scope.FAILED:
-        return f"rerun failed of run {rerun_of.pk} ({count} tests)"
-    if scope == TestRun.Scope.SELECTED:
-        return f"rerun {count} selected of run {rerun_of.pk}"
-    return f"rerun of run {rerun_of.pk}"
+def check_expression(value: object, field: str) -> str:
+    """A marker or keyword expression as the test command gets it: one argument, never an option.
+
+    Stripped; refused (400, naming the field) when empty, longer than 200 characters, starting with
+    ``-`` (an option) or ``@`` (an argument file), or holding a control character or a line separator.
+    """
+    if not isinstance(value, str):
+        raise Refused(f"{field} must be text (an expression such as p1), got {value!r}", 400)
+    text = value.strip()
+    if not text:
+        raise Refused(f"{field} is empty: give an expression such as p1", 400)
+    if len(text) > EXPRESSION_MAX:
+        raise Refused(f"{field} is {len(text)} characters long; at most {EXPRESSION_MAX}", 400)
+    if text[0] in "-@":
+        what = "an option" if text[0] == "-" else "an argument file"
+        raise Refused(f"{field} must not start with {text[0]!r} (it would read as {what}): {text[:40]!r}", 400)
+    for position, char in enumerate(text):
+        if unicodedata.category(char) in _FORBIDDEN_CATEGORIES:
+            raise Refused(
+                f"{field} holds a control character or line separator (U+{ord(char):04X} at position {position})",
+                400,
+            )
+    return text
+
+
+def _expressions(env: Environment, marker: object, keyword: object) -> dict[str, str]:
+    """The checked marker and keyword (only those given), each refused when the environment cannot pass it."""
+    chosen = {}
+    for field, value in (("marker", marker), ("keyword", keyword)):
+        if value is None:
+            continue
+        text = check_expression(value, field)
+        try:
+            runners.subset_arguments(getattr(env, f"{field}_args"), field, text)
+        except runners.CommandError as exc:
+            raise Refused(f"environment {env.name}: {exc}", 400) from None
+        chosen[field] = text
+    return chosen
+
+
+def _bounded(chosen: list[int], empty: str) -> list[int]:
+    """The checks every selection passes: at least one test, at most SELECTION_MAX."""
+    if not chosen:
+        raise Refused(empty, 400)
+    if len(chosen) > SELECTION_MAX:
+        raise Refused(f"at most {SELECTION_MAX} tests can be selected", 400)
+    return chosen
+
+
+def signature_case_ids(env: Environment, signature_id: object) -> list[int]:
+    """The tests a signature hit in the latest run it was seen in (its merged signatures included).
+
+    The latest run, not all runs: what a fix must make pass now (the same rule decides whether a run
+    can judge a fix), not every test the signature ever touched months ago.
+    """
+    if isinstance(signature_id, bool) or not re.fullmatch(r"[0-9]{1,18}", str(signature_id)):
+        raise Refused(f"signature must be a signature id (a whole number), got {signature_id!r}", 400)
+    signature = FailureSignature.objects.filter(pk=int(signature_id), environment=env).first()
+    if signature is None:
+        raise Refused(f"no signature {signature_id} in environment {env.name}", 404)
+    root = root_of(signature.pk)
+    family = {signature.pk, root, *FailureSignature.objects.filter(merged_into=root).values_list("pk", flat=True)}
+    last = FailureSignature.objects.filter(pk=root).values_list("last_seen_run_id", flat=True).first()
+    if last is None:
+        raise Refused(f"signature #{signature.pk} was not seen in any run: no test to run", 400)
+    hit = TestResult.objects.filter(run_id=last, signature_id__in=family).order_by("id")
+    return list(dict.fromkeys(hit.values_list("case_id", flat=True)[: SELECTION_MAX + 1]))
+
+
+def _subset_selection(env: Environment, subset: str, signature: object) -> list[int]:
+    """The stored case ids of a subset by ids: the P1 tests of the environment, or a signature's tests."""
+    if subset == SUBSET_P1:
+        ids = TestCase.objects.filter(environment=env, priority__iexact="P1").order_by("id")
+        chosen = list(ids.values_list("pk", flat=True)[: SELECTION_MAX + 1])
+        return _bounded(chosen, f"environment {env.name} has no P1 test (priorities come from the impact rules)")
+    if subset == SUBSET_SIGNATURE:
+        return _bounded(signature_case_ids(env, signature), f"signature #{signature} hit no test in its latest run")
+    raise Refused(f"subset must be one of {', '.join(SUBSETS)}, got {subset!r}", 400)
+
+
+def _subset_properties(subset: str | None, signature: object) -> dict:
+    """What a run by stored ids chose, kept with the run (``properties``) for the pages and the API."""
+    if subset is None:
+        return {}
+    return {"subset": subset} | ({"signature": int(str(signature))} if subset == SUBSET_SIGNATURE else {})
+
+
+def _label(
+    *,
+    scope: str,
+    rerun_of: TestRun | None,
+    count: int,
+    revision: str,
+    expressions: dict[str, str],
+    subset: str | None,
+    signature: object,
+) -> str:
+    """The run's name, by what it ran: "full suite on r5", "rerun of 24 failed (3 tests)", "P1 on r7"."""
+    tests = f"{count} test{'' if count == 1 else 's'}"
+    if rerun_of is not None:
+        if scope == TestRun.Scope.FAILED:
+            return f"rerun of {rerun_of.pk} failed ({tests})"
+        if scope == TestRun.Scope.SELECTED:
+            return f"rerun of {rerun_of.pk} selected ({tests})"
+        return f"rerun of {rerun_of.pk} (full suite)"
+    if expressions:
+        what = ", ".join(f"{field} {text}" for field, text in expressions.items())
+    elif subset == SUBSET_P1:
+        what = "P1"
+    elif subset == SUBSET_SIGNATURE:
+        what = f"tests of signature #{signature}"
+    else:
+        what = "full suite"
+    on = f" on {revision}" if revision else ""
+    label = f"{what}{on}"
+    return label if len(label) <= 200 else f"{what[: 199 - len(on)]}…{on}"
 
 
 def _create_run(
@@ -202,7 +351,10 @@ def _create_run(
     case_ids: Iterable[object] | None = None,
     deployment: Deployment | None = None,
     cycle: Cycle | None = None,
-    label: str = "tests",
+    marker: object = None,
+    keyword: object = None,
+    subset: str | None = None,
+    signature: object = None,
 ) -> TestRun:
     env = session.environment
     if not env.test_command:
@@ -211,23 +363,50 @@ def _create_run(
         raise Refused(f"scope must be one of {', '.join(TestRun.Scope.values)}, got {scope!r}", 400)
     if rerun_of is not None and rerun_of.session_id != session.pk:
         raise Refused(f"no run {rerun_of.pk} in session {session.slug}", 404)
-    selection = _selection(rerun_of, scope, case_ids)
+    by_expression = marker is not None or keyword is not None
+    if scope == TestRun.Scope.SUBSET and not by_expression:
+        raise Refused("scope 'subset' is what a marker or keyword expression runs: give marker or keyword", 400)
+    if (by_expression or subset is not None) and (rerun_of is not None or scope != TestRun.Scope.ALL or case_ids):
+        raise Refused("marker, keyword and subset run part of the suite: not with rerun, scope or tests", 400)
+    if by_expression and subset is not None:
+        raise Refused("choose one subset: a marker or keyword expression, or the P1 / a signature's tests", 400)
+    if signature is not None and subset != SUBSET_SIGNATURE:
+        raise Refused("signature goes with subset 'signature'", 400)
+    expressions = _expressions(env, marker, keyword)
+    if expressions:
+        scope, selection = TestRun.Scope.SUBSET, []
+    elif subset is not None:
+        scope, selection = TestRun.Scope.SELECTED, _subset_selection(env, subset, signature)
+    else:
+        selection = _selection(rerun_of, scope, case_ids)
     if deployment is None:
         deployment = (
             Deployment.objects.filter(environment=env, status=WorkStatus.SUCCEEDED).order_by("-finished_at").first()
         )
+    label = _label(
+        scope=scope,
+        rerun_of=rerun_of,
+        count=len(selection),
+        revision=deployment.revision if deployment is not None else "",
+        expressions=expressions,
+        subset=subset,
+        signature=signature,
+    )
     return TestRun.objects.create(
         session=session,
         cycle=cycle or resolve_cycle(session, None),
         environment=env,
         deployment=deployment,
-        label=_label(scope, rerun_of, len(selection), label),
+        label=label,
         status=WorkStatus.QUEUED,
         source=source,
         format="reportlog" if env.writes_report_log else "junit",
         rerun_of=rerun_of,
         scope=scope,
         selection=selection,
+        marker=expressions.get("marker", ""),
+        keyword=expressions.get("keyword", ""),
+        properties=_subset_properties(subset, signature),
         triggered_by=_user_or_none(user),
     )
 
@@ -240,17 +419,43 @@ def request_tests(
     rerun_of: TestRun | None = None,
     scope: str = TestRun.Scope.ALL,
     case_ids: Iterable[object] | None = None,
+    marker: str | None = None,
+    keyword: str | None = None,
+    subset: str | None = None,
+    signature: object = None,
 ) -> TestRun:
-    """Queue a test run: the whole suite, or the failed / chosen tests of ``rerun_of``."""
+    """Queue a test run: the whole suite, the failed / chosen tests of ``rerun_of``, or a subset.
+
+    A subset is a ``marker`` and/or ``keyword`` expression (passed to the command through the
+    environment's ``marker_args`` / ``keyword_args``, scope ``subset``), or tests chosen by stored ids
+    (``subset="p1"``: the environment's P1 tests; ``subset="signature"`` with ``signature``: the tests
+    it hit in its latest run), run as a selection (scope ``selected``) like a rerun of chosen tests.
+    """
     reap_if_due()
     with transaction.atomic():
-        run = _create_run(session, user=user, source=source, rerun_of=rerun_of, scope=scope, case_ids=case_ids)
+        run = _create_run(
+            session,
+            user=user,
+            source=source,
+            rerun_of=rerun_of,
+            scope=scope,
+            case_ids=case_ids,
+            marker=marker,
+            keyword=keyword,
+            subset=subset,
+            signature=signature,
+        )
         _enqueue_on_commit(lambda: tasks.run_tests.delay(run.pk), runs=[run])
     return run
 
 
 def request_cycle(
-    session: LoopSession, *, revision: str | None = None, user: object = None, source: str = TestRun.Source.UI
+    session: LoopSession,
+    *,
+    revision: str | None = None,
+    user: object = None,
+    source: str = TestRun.Source.UI,
+    rollback: bool = False,
 ) -> tuple[Deployment, TestRun]:
     """A new cycle: deploy, then run the suite, as one Celery chain.
 
@@ -259,14 +464,13 @@ def request_cycle(
     """
     reap_if_due()
     with transaction.atomic():
-        deployment = _create_deployment(session, revision, user)
+        deployment = _create_deployment(session, revision, user, rollback)
         run = _create_run(
             session,
             user=user,
             source=source,
             deployment=deployment,
             cycle=deployment.cycle,
-            label=f"cycle {deployment.cycle.number}",
         )
         work = chain(tasks.deploy.si(deployment.pk), tasks.run_tests.si(run.pk))
         _enqueue_on_commit(work.apply_async, deployments=[deployment], runs=[run])

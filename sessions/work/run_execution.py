@@ -114,9 +114,20 @@ class RunExecution:
         return [nodeids[pk] for pk in ids if pk in nodeids]
 
     def command(self, child_env: dict[str, str]) -> list[str]:
-        """The environment's command, then the selection (for a rerun), then where results go."""
+        """The environment's command, then the subset or the selection, then where results go.
+
+        A marker or keyword goes in through the environment's template, inside one argument
+        (``runners.subset_arguments``); chosen tests go through a file (``selection_arguments``).
+        """
         args = runners.expand_command(self.env.test_command, revision=self.revision())
-        if self.run.scope != TestRun.Scope.ALL:
+        if self.run.scope == TestRun.Scope.SUBSET:
+            if not (self.run.marker or self.run.keyword):
+                raise runners.CommandError("a subset run without a marker or keyword expression")
+            if self.run.marker:
+                args += runners.subset_arguments(self.env.marker_args, "marker", self.run.marker)
+            if self.run.keyword:
+                args += runners.subset_arguments(self.env.keyword_args, "keyword", self.run.keyword)
+        elif self.run.scope != TestRun.Scope.ALL:
             nodeids = self.selection()
             if not nodeids:
                 raise runners.CommandError("none of the selected tests exists any more")
@@ -147,8 +158,18 @@ class RunExecution:
                 "expected_s": previous["tests_duration_s"] or 0.0,
                 "expected_wall_s": previous["duration_s"] or 0.0,
             }
+        if self.run.scope == TestRun.Scope.SUBSET:
+            return {}  # how many tests an expression selects is known only once pytest collected them
         ids = list(self.run.selection or [])
-        spent = TestResult.objects.filter(run_id=self.run.rerun_of_id, case_id__in=ids).aggregate(s=Sum("duration"))
+        source = self.run.rerun_of_id  # a subset by stored ids (P1, a signature's tests): the last full run
+        if source is None:
+            source = (
+                TestRun.objects.filter(environment=self.env, counted=True, scope=TestRun.Scope.ALL)
+                .order_by("-finished_at")
+                .values_list("pk", flat=True)
+                .first()
+            )
+        spent = TestResult.objects.filter(run_id=source, case_id__in=ids).aggregate(s=Sum("duration"))
         return {"expected_tests": len(ids), "expected_s": spent["s"] or 0.0}
 
     # -- running -------------------------------------------------------------------------------------------
@@ -158,6 +179,7 @@ class RunExecution:
         code: int | None = None
         try:
             child_env = runners.child_environment(self.env.env_vars)
+            TestRun.objects.filter(pk=self.run.pk).update(log_path=str(self.log_path))
             ending = self.check_health(child_env)
             if ending is not None:
                 status = self.decide(ending, None) if ending != runners.EXITED else WorkStatus.FINISHED

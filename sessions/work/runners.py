@@ -69,6 +69,27 @@ def expand_command(template: Sequence[object], *, revision: str = "") -> list[st
     return args
 
 
+def subset_arguments(template: object, name: str, value: str) -> list[str]:
+    """The environment's ``<name>_args`` with ``{<name>}`` replaced by ``value`` inside its one argument.
+
+    The template holds the placeholder in exactly one argument, so the user's expression is always
+    one argument (never two, never an option of its own: the request side refuses a leading ``-``).
+    No other placeholder is expanded afterwards: ``{python}`` typed by a user stays text.
+    """
+    placeholder = "{" + name + "}"
+    if not isinstance(template, list | tuple) or not template:
+        raise CommandError(
+            f"{name}_args is empty: this test command cannot run a {name} subset "
+            f'(set it in the admin, e.g. ["-{name[0]}", "{placeholder}"])'
+        )
+    if not all(isinstance(item, str) for item in template):
+        raise CommandError(f"{name}_args: every argument must be a string, got {list(template)!r}")
+    holders = [item for item in template if placeholder in item]
+    if len(holders) != 1:
+        raise CommandError(f"{name}_args must hold {placeholder} in exactly one argument, got {list(template)!r}")
+    return [item.replace(placeholder, value) for item in template]
+
+
 def resolve_working_dir(working_dir: str) -> Path:
     """The directory a command runs in; relative paths are relative to the project (BASE_DIR)."""
     path = Path(working_dir or ".")

@@ -5,9 +5,25 @@
  *
  * No inline scripts: the figure is data, this file is the only code. Runs on page
  * load and again on content that htmx swaps in (htmx.onLoad fires for both).
+ *
+ * CONFIG keeps the toolbar to what stays on the page: no plotly logo (a link to plotly.com), no
+ * "Share chart..." button (it uploads the figure, revenue figures included, to Plotly's cloud; on by
+ * default in plotly.js 4), no "Edit in Chart Studio" link, and no cloud address to send anything to.
+ * Zoom, pan, autoscale and "Download plot as a png" (a local file) stay. sessions/tests/
+ * test_browser_charts.py checks that the drawn toolbar has no element reaching outside.
  */
 (function () {
   "use strict";
+
+  var CONFIG = {
+    responsive: true,
+    displaylogo: false,
+    showLink: false,
+    showSendToCloud: false,
+    showEditInChartStudio: false,
+    plotlyServerURL: "",
+    modeBarButtonsToRemove: ["sendChartToCloud", "sendDataToCloud", "editInChartStudio", "lasso2d", "select2d"],
+  };
 
   function draw(root) {
     if (!window.Plotly || !root || !root.querySelectorAll) {
@@ -20,11 +36,7 @@
         return;
       }
       var figure = JSON.parse(source.textContent);
-      window.Plotly.newPlot(el, figure.data || [], figure.layout || {}, {
-        responsive: true,
-        displaylogo: false,
-        modeBarButtonsToRemove: ["lasso2d", "select2d"],
-      });
+      window.Plotly.newPlot(el, figure.data || [], figure.layout || {}, CONFIG);
     });
   }
 

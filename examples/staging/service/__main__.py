@@ -12,7 +12,9 @@ import os
 import sys
 
 from .revisions import get_revision
-from .server import Settings, configure_logging, run_service
+from .server import run_service
+from .service_log import configure_logging
+from .settings import Settings
 
 EXIT_UNKNOWN_REVISION = 2
 EXIT_CANNOT_LISTEN = 3

@@ -1,4 +1,5 @@
-"""`manage.py trigger {deploy,tests,cycle} --session SLUG [--revision REV] [--rerun RUN_ID --scope all|failed] [--wait]`.
+"""`manage.py trigger {deploy,tests,cycle} --session SLUG [--revision REV] [--rollback] [--rerun RUN_ID --scope all|failed]
+[--marker EXPR] [--keyword EXPR] [--wait]`.
 
 Queues the work on the workers and prints ``deployment <id>`` and/or ``run <id>``. With ``--wait`` it
 polls the rows until they end, prints ``deployment <id> <status>`` / ``run <id> <status>``, and exits
@@ -21,19 +22,28 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("action", choices=["deploy", "tests", "cycle"])
         parser.add_argument("--session", required=True, help="Session slug.")
-        parser.add_argument("--revision", help="Revision to deploy (default: the environment's default).")
+        parser.add_argument("--revision", help="Revision to deploy (default: the environment's newest).")
+        parser.add_argument(
+            "--rollback", action="store_true", help="Allow deploying a revision older than the one deployed now."
+        )
         parser.add_argument("--rerun", type=int, metavar="RUN_ID", help="Rerun the tests of this run.")
         parser.add_argument("--scope", choices=["all", "failed", "selected"], help="With --rerun (default all).")
         parser.add_argument("--tests", type=int, nargs="+", metavar="CASE_ID", help="With --scope selected.")
+        parser.add_argument(
+            "--marker", metavar="EXPR", help="tests: run the tests a marker expression selects (e.g. p1)."
+        )
+        parser.add_argument("--keyword", metavar="EXPR", help="tests: run the tests a keyword expression selects.")
         parser.add_argument("--wait", action="store_true", help="Wait for the end and print the final status.")
         parser.add_argument("--timeout", type=float, default=None, help="With --wait: give up after SECONDS.")
         parser.add_argument("--poll", type=float, default=1.0, help="With --wait: seconds between polls.")
 
     def handle(self, *args: object, **options: object) -> None:
         payload: dict[str, object] = {"action": options["action"]}
-        for key in ("revision", "rerun", "scope", "tests"):
+        for key in ("revision", "rerun", "scope", "tests", "marker", "keyword"):
             if options[key] is not None:
                 payload[key] = options[key]
+        if options["rollback"]:
+            payload["rollback"] = True
         try:
             created = trigger_from_request(options["session"], payload, None, source=TestRun.Source.CLI)
         except TriggerError as exc:
