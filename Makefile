@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 JS_DIR := sessions/tests/js_runners
 
-.PHONY: run test test-sqlite venv js lint bench-ingest bench-loop worker clean
+.PHONY: run test test-sqlite venv js lint bench-ingest bench-loop bench-shards worker clean
 
 run: $(VENV)/.installed
 	@scripts/run.sh
@@ -42,6 +42,9 @@ bench-ingest: $(VENV)/.installed
 
 bench-loop: $(VENV)/.installed
 	$(PY) bench/loop.py
+
+bench-shards: $(VENV)/.installed
+	$(PY) bench/shards.py
 
 clean:
 	rm -rf var db.sqlite3 db.sqlite3-wal db.sqlite3-shm

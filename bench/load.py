@@ -9,11 +9,12 @@ run is bounded by ``--duration`` plus at most ``--grace`` seconds for the ingest
 2. Writes a 100,000-test JUnit file (the generator's suite, a bad day: many failures with tracebacks) and
    ingests it once on the idle machine: ``manage.py ingest`` in a subprocess, wall time measured.
 3. Starts gunicorn on 127.0.0.1 (``--workers 4 --threads 2``) and a feeder process that keeps a few runs
-   live, writing results through ``ResultWriter.add`` and the running counts once a second, as a worker does.
+   live, writing results through ``ResultWriter.add``, the running counts and the live figures once a second,
+   as a worker does.
 4. Runs ``--users`` threads (stdlib ``http.client``, keep-alive, each user logged in with its own session):
    60 % browse (sessions list, session page, run pages and their HTMX result partials with filters and deep
    cursors, signature, test and deployment pages, and any compare or flaky page that exists) with 1-3 s of
-   think time; 40 % watch a live run: its page, then its progress partial every 2 s as HTMX polls it.
+   think time; 40 % watch a live run: its page, then its live panel (/runs/<id>/live/) every 2 s as HTMX polls it.
 5. At ``--ingest-at`` seconds starts the same ingest again (into a fresh environment, like the idle one) and
    records its wall time; reports throughput, p50/p95/p99, errors (non-2xx/3xx and exceptions) overall, per
    page, and during the ingest window. Writes bench/out/load.json.
@@ -128,7 +129,7 @@ class User(threading.Thread):
     def run(self) -> None:
         self.pause(self.rng.uniform(0, 2))  # users do not all arrive in the same millisecond
         if self.watcher:
-            page_url, progress_url = self.rng.choice(self.plan["live_urls"])
+            page_url, live_url = self.rng.choice(self.plan["live_urls"])
             self.get("live run", page_url)
             polls = 0
             while not self.stop_event.is_set():
@@ -139,7 +140,7 @@ class User(threading.Thread):
                 if polls % 15 == 0:  # now and then the watcher reloads the page
                     self.get("live run", page_url)
                 else:
-                    self.get("progress partial", progress_url, htmx=True)
+                    self.get("live partial", live_url, htmx=True)
             return
         pools = self.plan["pools"]
         weights = {
@@ -311,6 +312,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--port", type=int, default=0, help="default: a free port on 127.0.0.1")
     parser.add_argument("--live-runs", type=int, default=3)
+    parser.add_argument(
+        "--source",
+        default=SOURCE_DB,
+        help=f"the cached dataset to copy (default {SOURCE_DB}; ld_scale_10k is built in seconds by bench/pages.py)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the scratch database afterwards")
     parser.add_argument(
         "--baseline",
@@ -334,8 +340,8 @@ def main() -> None:
     junit = OUT / f"load-junit-{args.ingest_tests}.xml"
     write_junit(junit, args.ingest_tests)
     loadavg_before = os.getloadavg()
-    print(f"copying {SOURCE_DB} to {LOAD_DB}...", flush=True)
-    copy_s = copy_database(SOURCE_DB, LOAD_DB)
+    print(f"copying {args.source} to {LOAD_DB}...", flush=True)
+    copy_s = copy_database(args.source, LOAD_DB)
     if args.baseline:
         drop_scale_indexes(LOAD_DB)
     gunicorn = feeder = ingest = None
@@ -430,6 +436,7 @@ def main() -> None:
         "users": args.users,
         "watchers": watchers,
         "live_runs": args.live_runs,
+        "source": args.source,
         "duration_s": elapsed,
         "gunicorn": {"workers": args.workers, "threads": args.threads},
         "copy_database_s": copy_s,

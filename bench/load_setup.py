@@ -145,7 +145,8 @@ def prepare(users: int, live_runs: int) -> dict:
         url = _reverse_guess(name, history, full)
         if url:
             pools[name.replace("_", " ")] = [url]
-    live_urls = [(reverse("run_detail", args=[pk]), reverse("operate_run_progress", args=[pk])) for pk in live]
+    # A live run's page polls one partial, its live panel (cards, progress, failures by signature).
+    live_urls = [(reverse("run_detail", args=[pk]), reverse("run_live", args=[pk])) for pk in live]
     return {"cookies": cookies, "pools": pools, "live": live, "live_urls": live_urls}
 
 
@@ -164,10 +165,12 @@ def feed(run_ids: list[int], seconds: float, per_tick: int) -> None:
     from sessions.models import TestRun, WorkStatus
     from sessions.services.ingestion.writer import ResultWriter
     from sessions.services.summary import pass_rate
+    from sessions.work.live_figures import LiveFigures
 
     suite = build_suite(1800, 1, 0.02)
     writers = {pk: ResultWriter(TestRun.objects.get(pk=pk)) for pk in run_ids}
     counts = {pk: Counter() for pk in run_ids}
+    figures = {pk: LiveFigures(pk) for pk in run_ids}
     done_s = dict.fromkeys(run_ids, 0.0)
     position = dict.fromkeys(run_ids, 0)
     rng = random.Random(7)
@@ -198,6 +201,7 @@ def feed(run_ids: list[int], seconds: float, per_tick: int) -> None:
                 done_s[pk] += duration
             writer.add(batch)
             c = counts[pk]
+            figures[pk].observe(sum(c.values()))
             TestRun.objects.filter(pk=pk, status=WorkStatus.RUNNING).update(
                 heartbeat_at=timezone.now(),
                 current_test=batch[-1].nodeid,
@@ -206,5 +210,6 @@ def feed(run_ids: list[int], seconds: float, per_tick: int) -> None:
                 failed=c["failed"],
                 pass_rate=pass_rate(c["passed"], c["failed"], 0),
                 tests_duration_s=done_s[pk],
+                live_figures=figures[pk].as_json(),
             )
         time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))

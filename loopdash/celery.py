@@ -16,4 +16,6 @@ app.autodiscover_tasks()
 # heartbeat stopped `lost` (bound: LOOPDASH_LOST_AFTER_S, 60 s), so a run is marked within ~75 s.
 app.conf.beat_schedule = {
     "reap-lost-work": {"task": "sessions.tasks.reap", "schedule": 15.0, "options": {"expires": 14}},
+    # Retention (docs/RETENTION.md): old results lose their text, batch by batch; a missed hour is harmless.
+    "prune-detail": {"task": "sessions.tasks.prune_detail", "schedule": 3600.0, "options": {"expires": 3000}},
 }

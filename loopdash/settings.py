@@ -213,6 +213,12 @@ STATICFILES_FINDERS = [
     "loopdash.staticfinders.PlotlyFinder",  # plotly.js from the installed plotly package
 ]
 WHITENOISE_USE_FINDERS = True
+# Hashed, gzip- and brotli-compressed copies after `collectstatic` (make run and docker-compose run it),
+# served with a ten-year max-age; plain files through the finders before it (loopdash/staticstorage.py).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "loopdash.staticstorage.CompressedStaticStorage"},
+}
 
 # Files the workers and uploads produce: run logs, report-logs, JUnit files.
 MEDIA_ROOT = Path(os.environ.get("LOOPDASH_MEDIA_ROOT", VAR_DIR / "media"))
@@ -248,6 +254,10 @@ else:
 LOOPDASH_LOST_AFTER_S = env_int("LOOPDASH_LOST_AFTER_S", 60)
 # Queued work that no worker claims within this bound is ended (its task message was lost).
 LOOPDASH_QUEUED_MAX_S = env_int("LOOPDASH_QUEUED_MAX_S", 3600)
+# Retention (docs/RETENTION.md): results keep their message, traceback and output this many days, or
+# for the latest this many cycles of their session (an environment may set its own); 0: no such limit.
+LOOPDASH_RETENTION_DAYS = env_int("LOOPDASH_RETENTION_DAYS", 90)
+LOOPDASH_RETENTION_CYCLES = env_int("LOOPDASH_RETENTION_CYCLES", 0)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -264,5 +274,26 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
 
-# Where people reach the dashboard: used in links that the CLI prints.
-LOOPDASH_BASE_URL = os.environ.get("LOOPDASH_BASE_URL", "http://127.0.0.1:8000")
+# Where people reach the dashboard: used in links that the CLI prints. Unset, the address `make run` is
+# serving on now (scripts/run.sh writes it to var/served-url while it serves), else port 8000.
+SERVED_URL_FILE = VAR_DIR / "served-url"
+LOOPDASH_BASE_URL = (
+    os.environ.get("LOOPDASH_BASE_URL")
+    or (SERVED_URL_FILE.read_text().strip() if SERVED_URL_FILE.is_file() else "")
+    or "http://127.0.0.1:8000"
+)
+
+# Quarantine (sessions/services/quarantine.py): a quarantined test that passed this many counted runs
+# in a row is suggested for release.
+LOOPDASH_QUARANTINE_RELEASE_AFTER = env_int("LOOPDASH_QUARANTINE_RELEASE_AFTER", 5)
+if LOOPDASH_QUARANTINE_RELEASE_AFTER < 1:
+    raise ImproperlyConfigured("LOOPDASH_QUARANTINE_RELEASE_AFTER must be at least 1")
+# Webhooks (sessions/work/webhooks.py): attempts per delivery, the first retry's delay (doubling after
+# each failed attempt), and the connect/read timeout of one attempt.
+LOOPDASH_WEBHOOK_MAX_ATTEMPTS = env_int("LOOPDASH_WEBHOOK_MAX_ATTEMPTS", 5)
+LOOPDASH_WEBHOOK_BACKOFF_S = env_int("LOOPDASH_WEBHOOK_BACKOFF_S", 10)
+LOOPDASH_WEBHOOK_TIMEOUT_S = env_int("LOOPDASH_WEBHOOK_TIMEOUT_S", 5)
+if not 1 <= LOOPDASH_WEBHOOK_MAX_ATTEMPTS <= 20:
+    raise ImproperlyConfigured("LOOPDASH_WEBHOOK_MAX_ATTEMPTS must be from 1 to 20")
+if LOOPDASH_WEBHOOK_BACKOFF_S < 0 or not 1 <= LOOPDASH_WEBHOOK_TIMEOUT_S <= 60:
+    raise ImproperlyConfigured("LOOPDASH_WEBHOOK_BACKOFF_S must be 0 or more, LOOPDASH_WEBHOOK_TIMEOUT_S from 1 to 60")

@@ -12,5 +12,6 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", include("sessions.api_urls")),
     path("", include("sessions.urls_operate")),
+    path("", include("sessions.urls_setup")),  # before sessions.urls: /sessions/new/ is not a session's slug
     path("", include("sessions.urls")),
 ]

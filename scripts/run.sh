@@ -5,9 +5,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 export DJANGO_DEBUG=${DJANGO_DEBUG:-}
+# The port served: `make run PORT=8001`. Links the CLI prints follow it: LOOPDASH_BASE_URL when set, else
+# the address written to var/served-url while this script serves (loopdash/settings.py reads it).
+PORT=${PORT:-8000}
+VAR=${LOOPDASH_VAR_DIR:-var}
+export LOOPDASH_BASE_URL=${LOOPDASH_BASE_URL:-http://127.0.0.1:$PORT}
 $PY manage.py migrate --noinput
 $PY manage.py load_demo
 mkdir -p var/log
+# Hashed, gzip- and brotli-compressed static files for WhiteNoise (far-future cacheable). Compressing
+# plotly.js takes tens of seconds, so only when a static file or the installed packages changed.
+manifest=$VAR/staticfiles/staticfiles.json
+if [ ! -f "$manifest" ] || [ -n "$(find static .venv/.installed -newer "$manifest" -print -quit 2>/dev/null)" ]; then
+  echo "Collecting static files (hashed, gzip and brotli; once per change of them, about 30 s)"
+  $PY manage.py collectstatic --noinput -v 0
+fi
 worker= beat= staging=
 # On exit: the worker and beat, then the example target. Without `set +e` the first failing command
 # (kill of a worker that Ctrl-C already ended) would end the trap before the target is stopped. A
@@ -19,6 +31,7 @@ cleanup() {
   for pid in $worker $beat; do kill "$pid" 2>/dev/null; done
   for pid in $worker $beat $staging; do wait "$pid" 2>/dev/null; done
   $PY examples/staging/deploy.py --stop >/dev/null 2>&1
+  rm -f "$VAR/served-url"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -45,6 +58,7 @@ else
   echo "Example target: not started (the demo has no succeeded deployment); deploy one from the session page"
 fi
 echo
-echo "loopdash is serving on http://127.0.0.1:8000/  (Ctrl-C to stop)"
+echo "$LOOPDASH_BASE_URL" >"$VAR/served-url"
+echo "loopdash is serving on http://127.0.0.1:$PORT/  (Ctrl-C to stop)"
 $PY manage.py demo_logins
-DEBUG=${DEBUG:-0} $PY manage.py runserver 127.0.0.1:8000 --noreload
+DEBUG=${DEBUG:-0} $PY manage.py runserver "127.0.0.1:$PORT" --noreload

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from .models import (
+    SHARDS_MAX,
     Analysis,
     AnalysisEdit,
     ApiToken,
@@ -30,7 +31,7 @@ from .models import (
     TestRun,
     WhyStep,
 )
-from .services import deletion, signatures
+from .services import deletion, environments, signatures
 from .services.tokens import new_token
 from .work import runners
 
@@ -49,7 +50,10 @@ class EnvironmentForm(forms.ModelForm):
         fields = [
             "name",
             "description",
+            "repository",
             "deploy_command",
+            "setup_command",
+            "setup_cache_files",
             "test_command",
             "working_dir",
             "env_vars",
@@ -66,6 +70,10 @@ class EnvironmentForm(forms.ModelForm):
             "health_check",
             "health_check_timeout_s",
             "unreachable_share",
+            "detail_days",
+            "detail_cycles",
+            "default_shards",
+            "shard_together",
         ]
 
     def _subset_template(self, name: str) -> list[str]:
@@ -93,6 +101,25 @@ class EnvironmentForm(forms.ModelForm):
     def clean_health_check(self) -> list[str]:
         return _argument_list(self.cleaned_data.get("health_check"), "Health check")
 
+    def clean_setup_command(self) -> list[str]:
+        return _argument_list(self.cleaned_data.get("setup_command"), "Setup command")
+
+    def clean_setup_cache_files(self) -> list[str]:
+        value = self.cleaned_data.get("setup_cache_files")
+        return [] if value in (None, "") else value  # checked with the rest by services.environments
+
+    def clean_default_shards(self) -> int:
+        value = self.cleaned_data.get("default_shards") or 1
+        if not 1 <= value <= SHARDS_MAX:
+            raise ValidationError(f"Default shards: 1 (not sharded) to {SHARDS_MAX}.")
+        return value
+
+    def clean_shard_together(self) -> list[str]:
+        value = self.cleaned_data.get("shard_together") or []
+        if not isinstance(value, list) or not all(isinstance(p, str) and p.strip() for p in value):
+            raise ValidationError('Shard together must be a JSON list of file globs, e.g. ["tests/flows/*"].')
+        return value
+
     def clean_unreachable_share(self) -> int:
         value = self.cleaned_data.get("unreachable_share") or 0
         if value > 100:
@@ -104,6 +131,20 @@ class EnvironmentForm(forms.ModelForm):
         if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
             raise ValidationError("Environment variables must be a JSON object of strings.")
         return value
+
+    def clean(self) -> dict:
+        """Last, the rules of ``services.environments`` (as ``environment apply``, the API and the set-up form)."""
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        document = environments.export(self.instance) | {k: v for k, v in cleaned.items() if k in environments.keys()}
+        try:
+            environments.validate(document)
+        except environments.SpecInvalid as exc:
+            for problem in exc.problems:
+                field = problem.key.split("[", 1)[0].split(".", 1)[0]
+                self.add_error(field if field in self.fields else None, str(problem))
+        return cleaned
 
 
 @admin.register(Environment)
@@ -342,3 +383,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
             "changelist_url": reverse("admin:loop_sessions_apitoken_changelist"),
         }
         return TemplateResponse(request, "admin/loop_sessions/apitoken/issued.html", context)
+
+
+# Webhooks, their deliveries and quarantines have their admin pages in a module of their own.
+from . import admin_webhooks  # noqa: E402, F401

@@ -181,7 +181,8 @@ class RerunForm:
 
 @dataclass(frozen=True, slots=True)
 class SubsetForm:
-    """The session page's "Run a subset": a marker and/or keyword expression, or the P1 tests (``subset``).
+    """The session page's "Run a subset": a marker and/or keyword expression, or ``subset`` = p1 (the P1
+    tests), signature (with ``signature``: its tests) or tests (with ``tests``: case ids ticked on a list).
 
     A blank box means "not given" (the other box, or the P1 button, says what to run); the services
     check what is given and name the field that is wrong.
@@ -190,14 +191,25 @@ class SubsetForm:
     marker: str | None
     keyword: str | None
     subset: str | None
+    signature: str | None = None  # with subset "signature": its id
+    case_ids: tuple[str, ...] = ()  # with subset "tests": the TestCase ids ticked on a test list
 
     @classmethod
     def from_post(cls, post: QueryDict) -> SubsetForm:
+        """Each button names its subset; fields of another subset posted by the same page are ignored."""
+
         def given(key: str) -> str | None:
             value = post.get(key, "")
             return value if value.strip() else None
 
-        return cls(marker=given("marker"), keyword=given("keyword"), subset=given("subset"))
+        subset = given("subset")
+        return cls(
+            marker=given("marker"),
+            keyword=given("keyword"),
+            subset=subset,
+            signature=given("signature") if subset == "signature" else None,
+            case_ids=tuple(post.getlist("tests")) if subset == "tests" else (),
+        )
 
     @property
     def empty(self) -> bool:

@@ -47,6 +47,11 @@ def can_operate(user: AbstractBaseUser | AnonymousUser) -> bool:
     return bool(user.is_authenticated and (user.is_superuser or _groups(user) & _OPERATE))
 
 
+def can_administer(user: AbstractBaseUser | AnonymousUser) -> bool:
+    """Admins (superusers) only: environments hold the commands that workers run."""
+    return bool(user.is_authenticated and user.is_superuser)
+
+
 def role_of(user: AbstractBaseUser | AnonymousUser) -> str:
     if not user.is_authenticated:
         return "anonymous"
@@ -82,3 +87,7 @@ def role_required(allowed: Callable[[AbstractBaseUser | AnonymousUser], bool], r
 annotator_required = role_required(can_annotate, "Only engineers, operators and admins may change triage data.")
 # Operators and admins deploy, run, rerun and cancel; everyone else gets 403.
 operator_required = role_required(can_operate, "Only operators and admins may deploy, run, rerun or cancel.")
+# Admins only: creating and editing environments (the commands workers run).
+admin_required = role_required(
+    can_administer, "Only admins may create or change environments: their commands run on the workers."
+)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import health, views
+from . import health, views, views_discussion, views_quarantine
 
 urlpatterns = [
     path("", views.sessions_list, name="sessions_list"),
@@ -25,6 +25,8 @@ urlpatterns = [
     path("signatures/<int:pk>/title/", views.signature_title, name="signature_title"),
     path("signatures/<int:pk>/status/", views.signature_status, name="signature_status"),
     path("signatures/<int:pk>/merge/", views.signature_merge, name="signature_merge"),
+    path("signatures/<int:pk>/assign/", views_discussion.signature_assign, name="signature_assign"),
+    path("signatures/<int:pk>/comments/", views_discussion.signature_comment, name="signature_comment"),
     path("signatures/<int:pk>/analyses/", views.analysis_create, name="analysis_create"),
     path("analyses/<int:pk>/", views.analysis_edit, name="analysis_edit"),
     path("analyses/<int:pk>/delete/", views.analysis_delete, name="analysis_delete"),
@@ -34,6 +36,14 @@ urlpatterns = [
     path("analyses/<int:pk>/steps/<int:step>/delete/", views.step_delete, name="step_delete"),
     path("analyses/<int:pk>/fixes/", views.fix_add, name="fix_add"),
     path("tests/<int:pk>/", views.test_detail, name="test_detail"),
+    path("tests/<int:pk>/quarantine/", views_quarantine.test_quarantine, name="test_quarantine"),
+    path("tests/<int:pk>/quarantine/end/", views_quarantine.test_quarantine_end, name="test_quarantine_end"),
+    path("signatures/<int:pk>/quarantine/", views_quarantine.signature_quarantine, name="signature_quarantine"),
+    path(
+        "environments/<slug:name>/quarantine/",
+        views_quarantine.environment_quarantine,
+        name="environment_quarantine",
+    ),
     path("deployments/<int:pk>/", views.deployment_detail, name="deployment_detail"),
     path("healthz", health.healthz, name="healthz"),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.urls import path
 
 from . import views_operate as views
+from . import views_run_live, views_shards
 
 urlpatterns = [
     path("sessions/<slug:slug>/deploy/", views.session_deploy, name="operate_deploy"),
@@ -17,7 +18,9 @@ urlpatterns = [
     path("runs/<int:pk>/exclude/", views.run_exclude, name="operate_run_exclude"),
     path("runs/<int:pk>/include/", views.run_include, name="operate_run_include"),
     path("runs/<int:pk>/progress/", views.run_progress, name="operate_run_progress"),
+    path("runs/<int:pk>/shards/", views_shards.run_shards, name="run_shards"),
     path("runs/<int:pk>/log/", views.run_log, name="operate_run_log"),
+    path("runs/<int:pk>/live/", views_run_live.run_live, name="run_live"),
     path("deployments/<int:pk>/cancel/", views.deployment_cancel, name="operate_deployment_cancel"),
     path("deployments/<int:pk>/log/", views.deployment_log, name="operate_deployment_log"),
 ]

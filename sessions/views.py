@@ -30,6 +30,7 @@ from .selectors.analyses import analysis_or_404, analysis_section, page_signatur
 from .selectors.cases import case_for_page, case_page
 from .selectors.compare import COMPARE_LISTS, compare_base, compare_list_section, compare_page
 from .selectors.deployments import deployment_for_page, deployment_page
+from .selectors.discussion import discussion_section, my_signatures
 from .selectors.runs import results_section, run_for_page, run_page
 from .selectors.sessions import (
     criteria_section,
@@ -68,7 +69,8 @@ def _vary_on_htmx(response: HttpResponse) -> HttpResponse:
 
 @require_GET
 def sessions_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "sessions/sessions_list.html", sessions_list_page())
+    context = sessions_list_page() | {"my_signatures": my_signatures(request.user)}
+    return render(request, "sessions/sessions_list.html", context)
 
 
 SESSION_PARTIALS = {"criteria", "board", "flaky"}
@@ -216,7 +218,9 @@ def _editing(request: HttpRequest) -> dict:
 
 
 def _signature_context(request: HttpRequest, signature: FailureSignature, **extra: object) -> dict:
-    context = signature_page(signature, can_annotate=roles.can_annotate(request.user), editing=_editing(request))
+    can_annotate = roles.can_annotate(request.user)
+    context = signature_page(signature, can_annotate=can_annotate, editing=_editing(request))
+    context |= discussion_section(signature, can_annotate=can_annotate, user=request.user)
     context.update(extra)
     return context
 

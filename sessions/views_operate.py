@@ -66,6 +66,14 @@ def _operate(
 # -- session: deploy, run tests, run a cycle --------------------------------------------------------------------
 
 
+def _shards(request: HttpRequest) -> str | None:
+    """The Run buttons' shard choice (the select beside them); empty: the environment's default.
+
+    Checked by ``queueing.shard_count`` (a whole number from 1 to 32, else a 400 naming the field).
+    """
+    return request.POST.get("shards") or None
+
+
 @require_POST
 @operator_required
 def session_deploy(request: HttpRequest, slug: str) -> HttpResponse:
@@ -86,7 +94,9 @@ def session_run_tests(request: HttpRequest, slug: str) -> HttpResponse:
     session = session_to_operate(slug)
 
     def run_tests() -> str:
-        return queueing.request_tests(session, user=request.user, source=TestRun.Source.UI).get_absolute_url()
+        return queueing.request_tests(
+            session, user=request.user, source=TestRun.Source.UI, shards=_shards(request)
+        ).get_absolute_url()
 
     return _operate(request, run_tests, back=session.get_absolute_url())
 
@@ -94,7 +104,8 @@ def session_run_tests(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 @operator_required
 def session_run_subset(request: HttpRequest, slug: str) -> HttpResponse:
-    """Run part of the suite: a ``marker`` and/or ``keyword`` expression, or ``subset=p1`` (the P1 tests)."""
+    """Run part of the suite: a ``marker`` and/or ``keyword`` expression, or ``subset`` = p1 (the P1 tests),
+    signature (``signature``: the tests it hit in its latest run) or tests (``tests``: ids ticked on a list)."""
     session = session_to_operate(slug)
     form = forms.SubsetForm.from_post(request.POST)
 
@@ -108,6 +119,9 @@ def session_run_subset(request: HttpRequest, slug: str) -> HttpResponse:
             marker=form.marker,
             keyword=form.keyword,
             subset=form.subset,
+            signature=form.signature,
+            case_ids=form.case_ids,
+            shards=_shards(request),
         )
         return run.get_absolute_url()
 
@@ -117,19 +131,23 @@ def session_run_subset(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 @operator_required
 def signature_run_tests(request: HttpRequest, pk: int) -> HttpResponse:
-    """Run the tests a signature hit in its latest run, in the session of that run."""
+    """Run the tests a signature hit in its latest run, in the session of that run; with ``subset=tests``,
+    only the ``tests`` ticked on the page's list of the tests it hit."""
     signature = signature_to_operate(pk)
+    form = forms.SubsetForm.from_post(request.POST)
 
     def run_them() -> str:
         last = signature.last_seen_run
         if last is None:
             raise Refused(f"signature #{signature.pk} was not seen in any run: no test to run", 400)
+        chosen = form.subset == queueing.SUBSET_TESTS
         run = queueing.request_tests(
             last.session,
             user=request.user,
             source=TestRun.Source.UI,
-            subset=queueing.SUBSET_SIGNATURE,
-            signature=signature.pk,
+            subset=queueing.SUBSET_TESTS if chosen else queueing.SUBSET_SIGNATURE,
+            signature=None if chosen else signature.pk,
+            case_ids=form.case_ids if chosen else None,
         )
         return run.get_absolute_url()
 
@@ -148,6 +166,7 @@ def session_run_cycle(request: HttpRequest, slug: str) -> HttpResponse:
             user=request.user,
             source=TestRun.Source.UI,
             rollback=forms.rollback(request.POST),
+            shards=_shards(request),
         )
         return run.get_absolute_url()
 
@@ -172,6 +191,7 @@ def run_rerun(request: HttpRequest, pk: int) -> HttpResponse:
             rerun_of=run,
             scope=form.scope,
             case_ids=form.case_ids,
+            shards=_shards(request),
         )
         return new.get_absolute_url()
 

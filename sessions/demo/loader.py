@@ -21,7 +21,6 @@ import gzip
 import io
 import json
 from collections.abc import Callable
-from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from xml.etree import ElementTree
@@ -317,7 +316,6 @@ class _Story:
     def play_cycle(self, cycle: dict, stdout: Callable[[str], None]) -> None:
         number, revision = cycle["cycle"], cycle["revision"]
         cycle_row = resolve_cycle(self.session, number)
-        now = timezone.now()
         deployment = Deployment.objects.create(
             environment=self.env,
             cycle=cycle_row,
@@ -325,11 +323,13 @@ class _Story:
             commit_sha=_commit(self.env, revision),
             status=WorkStatus.SUCCEEDED,
             triggered_by=self.operator,
-            started_at=now - timedelta(seconds=20),
-            finished_at=now,
+            exit_code=0,
             command=["python", "deploy.py", "--revision", revision],
             log_tail=f"deploying {revision}\nservice healthy\ndeployed {revision} {_commit(self.env, revision)}\n",
         )
+        # Queued, then started, then finished, in that order: created_at is stamped at the insert.
+        deployment.started_at, deployment.finished_at = deployment.created_at, timezone.now()
+        deployment.save(update_fields=["started_at", "finished_at"])
         on_deployment_succeeded(deployment)
         full = None
         for name in cycle["files"]:

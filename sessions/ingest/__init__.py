@@ -13,15 +13,26 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from .gotest import looks_like_go, parse_gotest
 from .junit import parse_junit
+from .nunit3 import parse_nunit3
 from .records import IngestError, Outcome, ParsedResult, RunInfo
 from .reportlog import parse_reportlog
 from .source import Source
+from .trx import parse_trx
+from .xml_guard import root_name
+from .xunit2 import parse_xunit2
 
 __all__ = ["DEFAULT_MAX_BYTES", "IngestError", "Outcome", "ParsedFile", "ParsedResult", "RunInfo", "parse"]
 
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 _JSON_STARTS = frozenset(b'{["-0123456789')
+# XML formats by their root element; any other root goes to JUnit, which refuses it by name.
+_XML_FORMATS = {
+    b"TestRun": ("trx", parse_trx),
+    b"test-run": ("nunit3", parse_nunit3),
+    b"assemblies": ("xunit2", parse_xunit2),
+}
 
 
 @dataclass(slots=True)
@@ -33,7 +44,8 @@ class ParsedFile:
 
 
 def parse(fileobj: BinaryIO, source: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ParsedFile:
-    """Open ``fileobj`` (JUnit XML or pytest report-log, either possibly gzipped) for streaming.
+    """Open ``fileobj`` (JUnit XML, pytest report-log, TRX, NUnit 3, xUnit.net v2 or ``go test -json``,
+    any of them possibly gzipped) for streaming.
 
     ``source`` is the name used in error messages (the file name or upload name). ``max_bytes``
     bounds the *decompressed* size. Empty files, unknown formats and a wrong gzip are refused here;
@@ -44,12 +56,20 @@ def parse(fileobj: BinaryIO, source: str, *, max_bytes: int = DEFAULT_MAX_BYTES)
     if not head:
         raise IngestError(source, "file is empty" if src.consumed == 0 else "file contains only whitespace")
     if head[0] == 0x3C:  # "<"
-        info = RunInfo(format="junit")
-        return ParsedFile(results=parse_junit(src, info), info=info)
+        name, parser = _XML_FORMATS.get(root_name(head) or b"", ("junit", parse_junit))
+        info = RunInfo(format=name)
+        return ParsedFile(results=parser(src, info), info=info)
+    if looks_like_go(head.split(b"\n", 8)[:8]):
+        info = RunInfo(format="gotest")
+        return ParsedFile(results=parse_gotest(src, info), info=info)
     if head[0] in _JSON_STARTS:
         info = RunInfo(format="reportlog")
         return ParsedFile(results=parse_reportlog(src, info), info=info)
-    raise IngestError(source, f"neither JUnit XML nor JSON lines (starts with {_shown(head)})", line=1)
+    raise IngestError(
+        source,
+        f"neither JUnit XML nor JSON lines nor TRX, NUnit 3 or xUnit.net XML (starts with {_shown(head)})",
+        line=1,
+    )
 
 
 def _shown(head: bytes) -> str:

@@ -1,7 +1,12 @@
-"""Failure text: exception types, bounded text, and the signature fingerprint.
+"""Failure text: exception types, bounded text, and the signature key.
 
-The fingerprint groups failures that are one problem across runs, cycles, sessions and tests:
-the exception type plus the first non-empty line of the message, with the volatile parts masked.
+The signature key (``signature_key``) groups failures that are one problem across runs, cycles,
+sessions and tests: the exception type, the first non-empty line of the message with the volatile
+parts masked (``fingerprint``, which was the whole key before migration 0011), and the *site*:
+the project's own frames between the failure and the test (``frames.project_frames``), so that
+the same assertion text at two places is two signatures and one helper failing under many tests
+is one. A failure without a readable traceback (no frame of the project) keeps the message-only
+key, so its signature did not change when sites were added. docs/TRIAGE.md has examples.
 
 Masking rule, chosen to be simple and predictable rather than clever: **every digit run is masked**,
 after the larger volatile shapes (timestamps, UUIDs, hex, addresses, temporary paths, quoted values,
@@ -24,7 +29,10 @@ from __future__ import annotations
 import hashlib
 import re
 
+from .frames import project_frames
+
 MAX_NORMALIZED_CHARS = 500
+_ASSERTION_TYPES = ("AssertionError", "AssertionFailedError", "ComparisonFailure", "AssertionException")
 
 _MASKS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern), replacement)
@@ -53,6 +61,24 @@ _MASKS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     )
 )
 
+# For each mask, in order: substrings one of which every match contains (empty: always run).
+_NEEDS: tuple[tuple[str, ...], ...] = (
+    ("-",),
+    (":",),
+    ("-",),
+    ("/tmp/", "/var/"),
+    ("\\Temp\\",),
+    (".",),
+    ("[",),
+    ("0x",),
+    (),
+    ("'",),
+    ('"',),
+    (),
+    (),
+    (),
+)
+
 
 def fingerprint(error_type: str, message: str) -> tuple[str, str]:
     """Return ``(sha1 hex, normalized text)`` for a failure; see the module docstring for the rule.
@@ -65,8 +91,10 @@ def fingerprint(error_type: str, message: str) -> tuple[str, str]:
     if error_type:
         short = re.escape(error_type.rsplit(".", 1)[-1])
         line = re.sub(rf"^(?:[\w.]+\.)?{short}(?:\s*\[[^\]]*\])?(?::\s*|$)", "", line)
-    for pattern, replacement in _MASKS:
-        line = pattern.sub(replacement, line)
+    for (pattern, replacement), needs in zip(_MASKS, _NEEDS, strict=True):
+        # A pattern whose literal part is absent cannot match: skipping it changes nothing, saves time.
+        if not needs or any(n in line for n in needs):
+            line = pattern.sub(replacement, line)
     line = line.strip()
     if error_type and line:
         normalized = f"{error_type}: {line}"
@@ -74,6 +102,34 @@ def fingerprint(error_type: str, message: str) -> tuple[str, str]:
         normalized = error_type or line or "<no message>"
     normalized = normalized[:MAX_NORMALIZED_CHARS]
     return hashlib.sha1(normalized.encode("utf-8")).hexdigest(), normalized
+
+
+def signature_key(error_type: str, message: str, details: str) -> tuple[str, str]:
+    """Return ``(sha1 hex, normalized text)``: ``fingerprint`` plus the failure's site, when known.
+
+    The normalized text reads ``AssertionError: assert '<q>' == '<q>' @ e2e/test_chat.py:test_send``
+    (frames innermost first, joined by `` < ``); it is what the signature page shows as its key.
+    """
+    return key_with_site(error_type, message, site_of(error_type, details))
+
+
+def is_assertion(error_type: str) -> bool:
+    """An assertion failure (Python's, node's ``AssertionError [ERR_ASSERTION]``, JUnit's), not an error."""
+    return error_type.rsplit(".", 1)[-1].endswith(_ASSERTION_TYPES)
+
+
+def site_of(error_type: str, details: str) -> tuple[str, ...]:
+    """The failure's site (``frames.project_frames``): a test's own line counts for assertions only."""
+    return project_frames(details, is_assertion(error_type))
+
+
+def key_with_site(error_type: str, message: str, site: tuple[str, ...]) -> tuple[str, str]:
+    """``signature_key`` once the site is known (ingestion memoises keys by type, message and site)."""
+    digest, normalized = fingerprint(error_type, message)
+    if not site:
+        return digest, normalized
+    keyed = f"{normalized} @ {' < '.join(site)}"[: MAX_NORMALIZED_CHARS + 300]
+    return hashlib.sha1(keyed.encode("utf-8")).hexdigest(), keyed
 
 
 def _first_line(text: str) -> str:

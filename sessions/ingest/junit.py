@@ -43,13 +43,34 @@ from .fingerprint import (
     failure_type,
     unwrap_pytest_error,
 )
-from .records import MAX_DETAILS_CHARS, MAX_MESSAGE_CHARS, IngestError, Outcome, ParsedResult, RunInfo
+from .junit_evidence import (
+    RERUN_TAGS,
+    NamelessCases,
+    add_suite_output,
+    attempt,
+    did_not_run,
+    merge_properties,
+    properties,
+)
+from .records import (
+    MAX_DETAILS_CHARS,
+    MAX_MESSAGE_CHARS,
+    MAX_RUN_SECONDS,
+    MAX_TEST_SECONDS,
+    IngestError,
+    Outcome,
+    ParsedResult,
+    RunInfo,
+)
 from .source import CHUNK, Source
-from .xml_guard import TooDeep, expat_error, read_prolog, refuse_doctype, syntax_error
+from .xml_guard import LineCount, TooDeep, expat_error, read_prolog, refuse_doctype, syntax_error
 
 ROOTS = (b"testsuites", b"testsuite")
+# Any root other than these four formats' comes here and is refused by this wording.
+EXPECTED = "<testsuites> or <testsuite> (JUnit), <TestRun> (TRX), <test-run> (NUnit 3) or <assemblies> (xUnit.net v2)"
 LOOKBACK = 1000  # results held back for the teardown merge; pytest writes the pair adjacently
-_TAGS = ("{*}testcase", "{*}testsuite", "{*}testsuites", "{*}properties")
+_TAGS = ("{*}testcase", "{*}testsuite", "{*}testsuites", "{*}properties", "{*}system-out", "{*}system-err")
+_OUTPUT_TAGS = ("system-out", "system-err")
 _CONTAINERS = ("testsuite", "testsuites")
 _OUTPUT_CHARS = MAX_DETAILS_CHARS // 8
 _TEARDOWN_PREFIX = "failed on teardown with"
@@ -84,7 +105,7 @@ def parse_junit(src: Source, info: RunInfo) -> Iterator[ParsedResult]:
 
 def _parse_lxml(src: Source, info: RunInfo) -> Iterator[ParsedResult]:
     source = src.source
-    data = read_prolog(src, ROOTS, "<testsuites> or <testsuite>")
+    data = read_prolog(src, ROOTS, EXPECTED)
     parser = etree.XMLPullParser(
         events=("end",),
         tag=_TAGS,
@@ -98,17 +119,19 @@ def _parse_lxml(src: Source, info: RunInfo) -> Iterator[ParsedResult]:
     )
     state = _State(info)
     held = _Lookback()
+    lines = LineCount()
     etree.clear_error_log()
     first = True
     while True:
         try:
             if data:
+                lines.feed(data)
                 parser.feed(data)
             else:
                 parser.close()
             events = list(parser.read_events())
         except etree.XMLSyntaxError as exc:
-            raise syntax_error(source, exc) from None
+            raise syntax_error(source, exc, lines.ended() if not data else lines) from None
         if first and events:
             first = False
             refuse_doctype(source, events[0][1])
@@ -132,8 +155,10 @@ def _parse_lxml(src: Source, info: RunInfo) -> Iterator[ParsedResult]:
                 _drop(el, parent)
             elif tag == "testsuites":
                 state.root_end(el)
-            else:
+            elif tag == "properties":
                 state.properties_end(el, parent)
+            else:
+                state.output_end(el, tag, parent)
         if not data:
             break
         data = src.read(CHUNK)
@@ -189,6 +214,8 @@ class _ExpatTree:
         else:
             if tag == "properties":
                 self.state.properties_end(el, parent)
+            elif tag in _OUTPUT_TAGS:
+                self.state.output_end(el, tag, parent)
             if parent is None or _local(parent.tag) not in _CONTAINERS:
                 return  # inside a test case (or a <properties>): read with it
         if parent is not None:
@@ -198,7 +225,7 @@ class _ExpatTree:
 def _parse_expat(src: Source, info: RunInfo) -> Iterator[ParsedResult]:
     """The same results as ``_parse_lxml``, from expat; DTDs and entities are refused here too."""
     source = src.source
-    data = read_prolog(src, ROOTS, "<testsuites> or <testsuite>")
+    data = read_prolog(src, ROOTS, EXPECTED)
     parser = expat.ParserCreate(src.encoding, namespace_separator="}")
     parser.buffer_text = True
     parser.ordered_attributes = False
@@ -251,13 +278,15 @@ class _State:
         self.top_level_time = 0.0
         # classname → prefix when the test case has no file attribute, (classname, file) → prefix else.
         self.prefixes: dict[str | tuple[str, str], str | None] = {}
+        self.nameless = NamelessCases()
 
     def suite_end(self, el: Any, depth: int) -> None:
         """``depth``: 0 for the root, 1 for a child of the root, 2 for deeper suites."""
+        self.nameless.suite_ended(el)
         started = _timestamp(el.get("timestamp"))
         if started is not None and (self.info.started_at is None or started < self.info.started_at):
             self.info.started_at = started
-        took = duration(el.get("time"))
+        took = duration(el.get("time"), MAX_RUN_SECONDS)
         if depth == 0:  # <testsuite> root
             self.info.duration = took
         elif depth == 1 and took is not None:
@@ -265,7 +294,7 @@ class _State:
             self.info.duration = self.top_level_time
 
     def root_end(self, el: Any) -> None:
-        took = duration(el.get("time"))
+        took = duration(el.get("time"), MAX_RUN_SECONDS)
         if took is not None:
             self.info.duration = took
         started = _timestamp(el.get("timestamp"))
@@ -275,7 +304,12 @@ class _State:
     def properties_end(self, el: Any, parent: Any) -> None:
         if parent is None or _local(parent.tag) == "testcase":
             return  # the test case reads its own
-        self.info.properties.update(_properties(el))
+        merge_properties(self.info.properties, properties(el))
+
+    def output_end(self, el: Any, tag: str, parent: Any) -> None:
+        """A suite's own ``<system-out>``/``<system-err>`` (a test case's are read with it)."""
+        if parent is not None and _local(parent.tag) in _CONTAINERS:
+            add_suite_output(self.info, tag, el.text, self.nameless.suite_label(parent))
 
     def prefix(self, classname: str, file: str, parent: Any) -> str | None:
         key = (classname, file) if file else classname
@@ -291,7 +325,7 @@ class _State:
         return found
 
 
-_INF = math.inf
+_MAX_TOOK = MAX_TEST_SECONDS
 _PASSED = Outcome.PASSED
 
 
@@ -302,6 +336,8 @@ def _testcase(el: Any, state: _State, parent: Any) -> tuple[ParsedResult, bool]:
     classname = classname.strip() if classname else ""
     name = get("name")
     name = name.strip() if name else ""
+    if not name:
+        classname, name = state.nameless.identity(classname, parent)
     file = get("file")
     file = file.replace("\\", "/") if file else ""
     prefix = state.prefix(classname, file, parent)
@@ -318,16 +354,18 @@ def _testcase(el: Any, state: _State, parent: Any) -> tuple[ParsedResult, bool]:
         except ValueError:
             took = None
         else:
-            if not 0.0 <= took < _INF:
+            if not 0.0 <= took <= _MAX_TOOK:  # negative, NaN, infinite or over a day: unknown
                 took = None
     else:
         took = None
     result = ParsedResult(nodeid, name, path, _PASSED, took)
-    if len(el) == 0:
+    status = get("status")
+    if len(el) == 0 and not status:
         return result, False
 
     skipped = failures = errors = None
     outputs: list[str] = []
+    attempts: list[dict[str, str]] = []
     for child in el:
         tag = child.tag
         if not isinstance(tag, str):
@@ -347,8 +385,18 @@ def _testcase(el: Any, state: _State, parent: Any) -> tuple[ParsedResult, bool]:
             if text and text.strip():
                 outputs.append(f"--- {tag} ---\n{bounded_tail(text, _OUTPUT_CHARS)}")
         elif tag == "properties":
-            result.properties.update(_properties(child))
+            result.properties.update(properties(child))
+        elif tag in RERUN_TAGS:
+            attempts.append(attempt(child, tag))
 
+    if attempts:
+        result.attempts = attempts
+        result.message = attempts[0]["message"]  # a passed test keeps its first failure's message
+    if status and did_not_run(status):
+        result.outcome = Outcome.SKIPPED
+        reason = skipped if skipped is not None else None
+        result.message = bounded_head((reason.get("message") if reason is not None else "") or status, 200)
+        return result, False
     collector = (errors or [skipped])[0]
     if not classname and collector is not None and collector.get("message") in _COLLECTOR_MESSAGES:
         # A pytest collector (module) that failed or skipped: classname "" and the dotted path as name.
@@ -406,17 +454,6 @@ def _collection_skip_reason(text: str) -> str:
     return "collection skipped"
 
 
-def _properties(el: Any) -> dict[str, str]:
-    found = {}
-    for prop in el:
-        if isinstance(prop.tag, str) and _local(prop.tag) == "property":
-            name = prop.get("name")
-            if name is not None:
-                value = prop.get("value")
-                found[name] = value if value is not None else (prop.text or "")
-    return found
-
-
 def _suite_file(parent: Any) -> str:
     """mocha-junit-reporter puts the file on the enclosing ``<testsuite>``, not on the test case."""
     return (parent.get("file") or "") if parent is not None else ""
@@ -464,15 +501,15 @@ def pytest_prefix(classname: str, file: str, suite_name: str) -> str | None:
     return "::".join([path, *parts[split:]])
 
 
-def duration(value: str | None) -> float | None:
-    """Seconds, or None for missing, negative, NaN, infinite or non-numeric values."""
+def duration(value: str | None, limit: float = MAX_TEST_SECONDS) -> float | None:
+    """Seconds, or None for missing, negative, NaN, infinite, non-numeric or over ``limit`` (a day)."""
     if not value:
         return None
     try:
         seconds = float(value)
     except ValueError:
         return None
-    if seconds < 0 or not math.isfinite(seconds):
+    if seconds < 0 or not math.isfinite(seconds) or seconds > limit:
         return None
     return seconds
 

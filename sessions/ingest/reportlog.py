@@ -40,6 +40,7 @@ from .records import (
     INTERRUPTED_MESSAGE,
     MAX_DETAILS_CHARS,
     MAX_MESSAGE_CHARS,
+    MAX_TEST_SECONDS,
     IngestError,
     Outcome,
     ParsedResult,
@@ -47,11 +48,14 @@ from .records import (
 )
 from .source import CHUNK, Source
 
-INCOMPLETE_EXITSTATUS = frozenset({2, 3, 4})  # interrupted, internal error, usage error
+INCOMPLETE_EXITSTATUS = frozenset({2, 3, 4})
+MAX_ATTEMPTS = 20  # failed tries kept per test; more reruns than that keep the first ones  # interrupted, internal error, usage error
 # Marks that are pytest's plumbing rather than a label anyone filters by.
 _PLUMBING = frozenset({"", "pytestmark", "parametrize", "usefixtures", "filterwarnings"})
 _SECTION_CHARS = MAX_DETAILS_CHARS // 8
+_ATTEMPT_DETAILS = MAX_DETAILS_CHARS // 8
 _INF = math.inf
+_MAX_TOOK = MAX_TEST_SECONDS
 # orjson turns an integer beyond 64 bits into a float; json keeps it: a line with 19 digits in a row
 # goes to json. Found by mapping every digit to "0" (a regular expression took four times longer).
 _DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= i <= 0x39 else 0x2E for i in range(256))
@@ -72,6 +76,7 @@ class _Node:
         "setup",
         "subtest",
         "teardown",
+        "tries",
     )
 
     def __init__(self, nodeid: str) -> None:
@@ -85,12 +90,14 @@ class _Node:
         self.keywords: Any = None
         self.properties: Any = None
         self.rerun = False
+        self.tries: list[dict[str, str]] | None = None  # pytest-rerunfailures' failed attempts
 
 
 def parse_reportlog(src: Source, info: RunInfo) -> Iterator[ParsedResult]:
     """Yield one result per test (and per failed or skipped collector); fills ``info`` on the way."""
     source = src.source
     pending: dict[str, _Node] = {}
+    reran: dict[str, list[dict[str, str]]] = {}  # failed tries of tests whose next attempt has not begun
     finished = False
     roots_dir_keyword = True  # pytest >= 8 puts the root directory's name among the keywords
     first_start: float | None = None
@@ -125,6 +132,8 @@ def parse_reportlog(src: Source, info: RunInfo) -> Iterator[ParsedResult]:
             node = pending.get(nodeid)
             if node is None:
                 node = pending[nodeid] = _Node(nodeid)
+                if reran:
+                    node.tries = reran.pop(nodeid, None)
             if kind == "SubTestReport":
                 if outcome == "failed" and node.subtest is None:
                     node.subtest = record
@@ -134,6 +143,8 @@ def parse_reportlog(src: Source, info: RunInfo) -> Iterator[ParsedResult]:
                 del pending[nodeid]
                 if not node.rerun:
                     yield _combine(node, roots_dir_keyword)
+                elif node.tries:
+                    reran[nodeid] = node.tries
         elif kind == "CollectReport":
             result = _collect(source, lineno, record)
             if result is not None:
@@ -149,6 +160,10 @@ def parse_reportlog(src: Source, info: RunInfo) -> Iterator[ParsedResult]:
     for node in pending.values():
         if not node.rerun:
             yield _combine(node, roots_dir_keyword)
+    for nodeid, tries in reran.items():  # rerun, and the run ended before the next attempt began
+        node = _Node(nodeid)
+        node.tries = tries
+        yield _combine(node, roots_dir_keyword)
     info.incomplete = not finished or info.exitstatus in INCOMPLETE_EXITSTATUS
     info.started_at = first_start
     if first_start is not None and last_stop is not None and last_stop >= first_start:
@@ -180,6 +195,9 @@ def _lines(src: Source) -> Iterator[tuple[int, bytes, bool]]:
         yield lineno + 1, b"".join(parts), False
 
 
+json_lines = _lines  # the same line splitting for the other JSON-lines format (``go test -json``)
+
+
 def _record(source: str, lineno: int, raw: bytes, complete: bool) -> dict[str, Any]:
     if not raw.strip():
         return {"$report_type": ""}
@@ -209,15 +227,23 @@ def _fields(source: str, lineno: int, record: dict[str, Any]) -> tuple[str, str,
 
 
 def _add(node: _Node, when: str, outcome: str, record: dict[str, Any]) -> None:
-    if outcome == "rerun":  # pytest-rerunfailures: this attempt does not count, a later one will
+    if outcome == "rerun":  # pytest-rerunfailures: this attempt does not decide, a later one will
         node.rerun = True
+        if node.tries is None:
+            node.tries = []
+        if len(node.tries) < MAX_ATTEMPTS:
+            node.tries.append(_attempt(record, when))
         return
     if node.rerun and when == "setup":
+        tries = node.tries
         node.__init__(node.nodeid)  # a fresh attempt of a rerun test
+        node.tries = tries
     get = record.get
     took = get("duration")
-    if took is not None and (took.__class__ is not float or not 0.0 <= took < _INF):  # _number(), inlined
+    if took is not None and (took.__class__ is not float or not 0.0 <= took <= _MAX_TOOK):  # _number(), inlined
         took = _number(took)
+        if took is not None and took > _MAX_TOOK:  # over a day for one phase: a unit mistake, unknown
+            took = None
     if took is not None:
         node.duration = took if node.duration is None else node.duration + took
     keywords = get("keywords")
@@ -270,6 +296,12 @@ def _combine(node: _Node, roots_dir_keyword: bool) -> ParsedResult:
             result.message = bounded_head(_xfail_reason(call), MAX_MESSAGE_CHARS)
     elif node.crash is not None:
         _problem(result, Outcome.ERROR, node.crash, "")
+    elif node.tries and setup is None:
+        # Rerun, and the run ended before the next attempt: the last try decides.
+        last = node.tries[-1]
+        result.outcome = Outcome.ERROR if last["outcome"] == "error" else Outcome.FAILED
+        result.phase = "setup" if last["outcome"] == "error" else "call"
+        result.message, result.error_type, result.details = last["message"], last["type"], last["details"]
     else:
         result.outcome = Outcome.ERROR
         result.phase = "call" if setup is not None else "setup"
@@ -280,7 +312,23 @@ def _combine(node: _Node, roots_dir_keyword: bool) -> ParsedResult:
             result.details = bounded_tail(f"{result.details}\n\n--- teardown ---\n{extra}", MAX_DETAILS_CHARS)
         else:
             _problem(result, Outcome.ERROR, teardown, "teardown")
+    if node.tries:
+        result.attempts = node.tries
+        if result.outcome in (Outcome.PASSED, Outcome.XPASSED):
+            result.message = node.tries[0]["message"]  # flaky in this run: its first failure is kept
     return result
+
+
+def _attempt(record: dict[str, Any], when: str) -> dict[str, str]:
+    """A failed try that pytest-rerunfailures reported as ``rerun``, as JUnit's rerun elements are kept."""
+    probe = ParsedResult("", "")
+    _problem(probe, Outcome.FAILED, record, when)
+    return {
+        "outcome": "error" if when == "setup" else "failed",
+        "message": probe.message,
+        "type": probe.error_type,
+        "details": bounded_tail(probe.details, _ATTEMPT_DETAILS),
+    }
 
 
 def _collect(source: str, lineno: int, record: dict[str, Any]) -> ParsedResult | None:

@@ -92,6 +92,11 @@ class Source:
             return data
         return self._next_chunk(size)
 
+    @property
+    def rewindable(self) -> bool:
+        """Whether ``reopen`` can read the upload again from its start (a file or an upload: yes)."""
+        return self._start is not None
+
     def reopen(self) -> Source | None:
         """A new Source over the same upload from its start, or None when the stream cannot be rewound.
 

@@ -129,6 +129,27 @@ def _scan_prolog(buf: bytes, source: str, roots: tuple[bytes, ...], expected: st
             return True
 
 
+def root_name(head: bytes) -> bytes | None:
+    """The root element's local name when the first bytes show it, else None (the parser then decides).
+
+    Only chooses the format: ``read_prolog`` still scans the prolog for DTDs and checks the root.
+    """
+    i, n = 0, len(head)
+    while i < n:
+        while i < n and head[i] in b" \t\r\n":
+            i += 1
+        if head.startswith(b"<?", i) or head.startswith(b"<!--", i):
+            closing = b"?>" if head.startswith(b"<?", i) else b"-->"
+            end = head.find(closing, i + 2)
+            if end < 0:
+                return None
+            i = end + len(closing)
+            continue
+        match = re.match(rb"<([^\s/>!?]+)", head[i : i + 300])
+        return match.group(1).rpartition(b":")[2] if match else None
+    return None
+
+
 def refuse_doctype(source: str, el: etree._Element) -> None:
     """Second line of defence: a DTD that slipped past the prolog scan (an exotic encoding)."""
     docinfo = el.getroottree().docinfo
@@ -136,11 +157,58 @@ def refuse_doctype(source: str, el: etree._Element) -> None:
         raise IngestError(source, "DTDs and entity declarations are refused")
 
 
-def syntax_error(source: str, exc: etree.XMLSyntaxError) -> IngestError:
+class LineCount:
+    """Lines fed to the parser so far and the last two chunks: where a cut-off file ends, and inside what.
+
+    libxml2 says "Unregistered error message" or "CData section not finished" when a file stops in
+    the middle; with this, the refusal says what was left open and on which line.
+    """
+
+    def __init__(self) -> None:
+        self.before = 0  # newlines before ``chunks``
+        self.chunks: list[bytes] = []
+        self.at_end = False
+
+    def feed(self, data: bytes) -> None:
+        self.chunks.append(data)
+        if len(self.chunks) > 2:
+            self.before += self.chunks.pop(0).count(b"\n")
+
+    def ended(self) -> LineCount:
+        self.at_end = True
+        return self
+
+    def cut_off(self) -> tuple[str, int] | None:
+        """(what was left open, the line it opened on) at the end of the file, or None when nothing was."""
+        tail = b"".join(self.chunks)
+        for opening, closing, what in _OPEN_AT_END:
+            start = tail.rfind(opening)
+            if start >= 0 and tail.find(closing, start + len(opening)) < 0:
+                return what, self.before + tail.count(b"\n", 0, start) + 1
+        start = tail.rfind(b"<")
+        if start >= 0 and tail.find(b">", start) < 0:
+            return "a tag", self.before + tail.count(b"\n", 0, start) + 1
+        return None
+
+    @property
+    def last_line(self) -> int:
+        return self.before + sum(chunk.count(b"\n") for chunk in self.chunks) + 1
+
+
+_OPEN_AT_END = (
+    (b"<![CDATA[", b"]]>", "a CDATA section"),
+    (b"<!--", b"-->", "a comment"),
+    (b"<?", b"?>", "a processing instruction"),
+)
+
+
+def syntax_error(source: str, exc: etree.XMLSyntaxError, lines: LineCount | None = None) -> IngestError:
     """The first fatal error is the cause; lxml's exception may name a later one ("no element found").
 
     The log is lxml's per-thread log, cleared when parsing starts, so its first fatal entry is ours.
-    Raises ``TooDeep`` for libxml2's nesting limit, which the expat fallback gets around.
+    Raises ``TooDeep`` for libxml2's nesting limit, which the expat fallback gets around. With
+    ``lines`` at the end of the file, a file cut off inside a CDATA section, a comment or a tag is
+    named as such, with the line where the unfinished part starts.
     """
     msg, line = exc.msg or str(exc), exc.lineno
     fatal = exc.error_log.filter_from_fatals()
@@ -148,6 +216,23 @@ def syntax_error(source: str, exc: etree.XMLSyntaxError) -> IngestError:
         msg, line = fatal[0].message, fatal[0].line
     msg = re.sub(r",? line \d+, column \d+$", "", msg.strip())
     lowered = msg.lower()
+    if "excessive depth" in lowered:
+        raise TooDeep
+    if lines is not None and lines.at_end:
+        open_part = lines.cut_off()
+        if open_part is not None:
+            what, opened = open_part
+            # A tag cut in two reads as malformed to libxml2 and expat alike; the wording stays theirs.
+            kind = "malformed XML" if what == "a tag" else "truncated XML"
+            return IngestError(
+                source, f"{kind}: the file ends inside {what} opened on line {opened}", line=lines.last_line
+            )
+        if "unregistered error" in lowered or "premature end" in lowered or "not finished" in lowered:
+            return IngestError(
+                source, f"truncated XML: the file ends before its elements are closed ({msg})", line=lines.last_line
+            )
+    if "unregistered error" in lowered:
+        msg = "libxml2 gave no reason"
     if "not proper utf-8" in lowered or "invalid bytes in character encoding" in lowered:
         problem = f"invalid UTF-8 ({msg.splitlines()[-1] if msg else ''})"
     elif "invalid char" in lowered or "out of allowed range" in lowered or "invalid xmlchar" in lowered:

@@ -6,6 +6,9 @@ Pages read the pre-aggregated columns (a run's summary, a signature's counters, 
 so that no page counts results on a request.
 """
 
+from .comparisons import ComparisonEntry, RunComparison
+from .discussion import SignatureComment
+from .live import LiveStream
 from .loop import (
     DEPLOY_FINAL_STATUSES,
     LIVE_STATUSES,
@@ -18,7 +21,9 @@ from .loop import (
     TestRun,
     WorkStatus,
 )
+from .quarantine import Quarantine
 from .results import BusinessArea, ImpactRule, Outcome, TestCase, TestResult, identity_hash
+from .shards import SHARDS_MAX, RunShard
 from .tokens import ApiToken
 from .triage import (
     Analysis,
@@ -31,30 +36,42 @@ from .triage import (
     WhyStep,
     validate_regex,
 )
+from .webhooks import EVENTS as WEBHOOK_EVENTS
+from .webhooks import Webhook, WebhookDelivery
 
 __all__ = [
     "DEPLOY_FINAL_STATUSES",
     "LIVE_STATUSES",
+    "SHARDS_MAX",
     "Analysis",
     "AnalysisEdit",
     "ApiToken",
     "BusinessArea",
+    "ComparisonEntry",
     "Cycle",
     "Deployment",
     "Environment",
     "FailureSignature",
     "Fix",
     "ImpactRule",
+    "LiveStream",
     "LoopSession",
     "Outcome",
+    "Quarantine",
+    "RunShard",
+    "RunComparison",
     "RunSignature",
     "SessionEvent",
     "SignatureCategory",
+    "SignatureComment",
     "SignatureEvent",
     "SuccessCriterion",
     "TestCase",
     "TestResult",
     "TestRun",
+    "WEBHOOK_EVENTS",
+    "Webhook",
+    "WebhookDelivery",
     "WhyStep",
     "WorkStatus",
     "identity_hash",

@@ -33,6 +33,11 @@ def default_keyword_args() -> list[str]:
     return ["-k", "{keyword}"]
 
 
+def default_setup_cache_files() -> list[str]:
+    """Lock files whose hash keys a reusable setup: the usual Python and Node ones."""
+    return ["requirements.txt", "poetry.lock", "package-lock.json"]
+
+
 # How a deployment can end.
 DEPLOY_FINAL_STATUSES = (
     WorkStatus.SUCCEEDED,
@@ -93,6 +98,48 @@ class Environment(models.Model):
         blank=True,
         help_text='Arguments that run a keyword expression, "{keyword}" inside one of them, e.g. ["-k", "{keyword}"]. '
         "Empty: no keyword subsets.",
+    )
+    # Sharded runs (docs/WORKERS.md#shards): how many parts a run is split into unless the request says,
+    # and files whose tests must run in one shard (module-scoped state, an order they rely on).
+    default_shards = models.PositiveSmallIntegerField(
+        default=1,
+        blank=True,
+        help_text="Shards a test run is split into unless the request names a number (1 to 32).",
+    )
+    shard_together = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Test files (globs) whose tests stay in one shard, e.g. ["tests/test_checkout.py", "tests/flows/*"].',
+    )
+    # Retention (docs/RETENTION.md): how long results keep their text (message, traceback, output) and
+    # runs their log. Empty: the LOOPDASH_RETENTION_DAYS / _CYCLES settings; 0: no limit of that kind.
+    detail_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Keep results' full detail this many days. Empty: the server's default."
+    )
+    detail_cycles = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Keep full detail for the latest this many cycles of each session. Empty: the server's default.",
+    )
+
+    # The suite from a repository (docs/WORKERS.md#the-suite-from-a-repository): each worker fetches it into
+    # a mirror of its own and checks the run's commit out into a fresh folder. Empty: working_dir on disk.
+    repository = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Git URL or path of the repository holding the suite. Credentials come from the worker's "
+        "environment (SSH agent, credential helper); a password in the URL is masked everywhere.",
+    )
+    setup_command = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Argument list run in the checkout before the tests, e.g. ["{python}", "-m", "pip", "install", '
+        '"-r", "requirements.txt", "--target", "{setup_dir}"]. Empty: no setup.',
+    )
+    setup_cache_files = models.JSONField(
+        default=default_setup_cache_files,
+        blank=True,
+        help_text="Files of the checkout whose content decides whether the setup's result ({setup_dir}) is reused.",
     )
 
     def __str__(self) -> str:
@@ -222,6 +269,7 @@ class TestRun(models.Model):
         API = "api"
         UI = "ui"
         SCHEDULE = "schedule"
+        CI = "ci"  # fed live from a CI job over HTTP (api_live); the reaper ends it when it falls silent
 
     class Scope(models.TextChoices):
         ALL = "all"
@@ -253,6 +301,12 @@ class TestRun(models.Model):
     # What a subset run selected by expression (scope "subset"), as the operator typed it, stripped.
     marker = models.CharField(max_length=200, blank=True)
     keyword = models.CharField(max_length=200, blank=True)
+    # With a repository: the ref this run's suite was asked at (a deployment's revision, or --revision)
+    # and the commit it resolved to, whose checkout the worker ran.
+    revision = models.CharField(max_length=100, blank=True)
+    commit = models.CharField(max_length=64, blank=True)
+    # How many shards were asked for (1: not sharded); the parts themselves are RunShard rows.
+    shards_requested = models.PositiveSmallIntegerField(default=1)
     content_hash = models.CharField(max_length=64, blank=True)
     triggered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -265,6 +319,9 @@ class TestRun(models.Model):
     log_tail = models.TextField(blank=True)
     current_test = models.CharField(max_length=1000, blank=True)
     properties = models.JSONField(default=dict, blank=True)
+    # What the worker knows while the run is live, written with the live counts once a second: the recent
+    # rate (tests/s), counts by priority, failures by signature as they arrive (work/live_figures.py).
+    live_figures = models.JSONField(default=dict, blank=True)
 
     # The summary, written once when the run ends (and as running counts while it is live).
     total = models.PositiveIntegerField(default=0)
@@ -275,6 +332,8 @@ class TestRun(models.Model):
     xfailed = models.PositiveIntegerField(default=0)
     xpassed = models.PositiveIntegerField(default=0)
     suspect = models.PositiveIntegerField(default=0)
+    # Results of quarantined tests (counted in ``total`` and the outcome counts, left out of ``pass_rate``).
+    quarantined = models.PositiveIntegerField(default=0)
     pass_rate = models.FloatField(null=True, blank=True)
     duration_s = models.FloatField(null=True, blank=True)
     tests_duration_s = models.FloatField(null=True, blank=True)
@@ -292,6 +351,11 @@ class TestRun(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     excluded_at = models.DateTimeField(null=True, blank=True)
+    # Retention: when the bulky text of this run's results and its log were dropped (outcomes, durations
+    # and the summary stay). Empty: full detail.
+    detail_pruned_at = models.DateTimeField(null=True, blank=True)
+    # Suite-level <system-out>/<system-err> of an uploaded file (Bazel's only account of a failure), bounded.
+    suite_output = models.TextField(blank=True, default="")
 
     class Meta:
         ordering = ["-created_at"]

@@ -156,6 +156,12 @@ class TestResult(models.Model):
         db_constraint=False,
     )
     properties = models.JSONField(null=True, blank=True)
+    # The test was quarantined when the run completed (services/quarantine.py): shown, but left out of
+    # the run's pass rate and MRR at risk. Ingestion COPYs results without it: the database supplies False.
+    quarantined = models.BooleanField(default=False, db_default=False)
+    # Failed tries of a test rerun within the run (Surefire's flakyFailure/rerunFailure, pytest-rerunfailures),
+    # oldest first: [{"outcome", "message", "type", "details"}]. Beside a passed outcome: flaky in this run.
+    attempts = models.JSONField(null=True, blank=True)
 
     class Meta:
         indexes = [

@@ -71,6 +71,10 @@ class FailureSignature(models.Model):
     # worker. Kept off the board and out of MRR at risk.
     internal = models.BooleanField(default=False)
     version = models.PositiveIntegerField(default=1)
+    # Who owns the signature now (engineers and up); "my signatures" on the sessions page reads it.
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="assigned_signatures"
+    )
 
     class Meta:
         constraints = [

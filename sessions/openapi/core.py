@@ -27,6 +27,7 @@ _RUN = {
         "counted",
         "excluded_reason",
         "revision",
+        "commit",
         "flaky",
         "quarantined",
         "shards",
@@ -53,9 +54,34 @@ _RUN = {
             "description": "Why the run was excluded; null when it was not.",
         },
         "revision": {"type": ["string", "null"], "description": "The revision of the deployment it tested, or null."},
+        "commit": {
+            "type": ["string", "null"],
+            "description": "The commit whose suite ran (an environment with a repository) or that its deployment "
+            "recorded; null when unknown.",
+        },
         "flaky": {"type": "integer", "description": "Tests that both failed (or errored) and passed within this run."},
-        "quarantined": {"type": "integer", "description": "Results of quarantined tests (0 until quarantine exists)."},
-        "shards": {"type": "array", "items": {"type": "object"}, "description": "[] for an unsharded run."},
+        "quarantined": {
+            "type": "integer",
+            "description": "Results of tests quarantined when the run completed: in the totals, left out of pass_rate.",
+        },
+        "shards": {
+            "type": "array",
+            "description": "[] for an unsharded run, else one object per shard (the part of the run one worker ran).",
+            "items": {
+                "type": "object",
+                "required": ["index", "status", "tests", "duration_s", "worker"],
+                "properties": {
+                    "index": {"type": "integer", "minimum": 1, "maximum": 32},
+                    "status": {"type": "string"},
+                    "tests": {"type": "integer", "description": "How many tests the shard was given."},
+                    "duration_s": {"type": ["number", "null"], "description": "Its wall time; null until it ended."},
+                    "worker": {"type": ["string", "null"], "description": "The Celery worker's node name."},
+                    "planned_s": {"type": ["number", "null"], "description": "Expected test time, from history."},
+                    "attempt": {"type": "integer", "description": "2 once retried after its worker died."},
+                    "totals": {"type": "object"},
+                },
+            },
+        },
         "signatures": {
             "type": "array",
             "items": {
@@ -142,7 +168,17 @@ def _counting(summary: str, reason: str) -> dict:
     }
 
 
-# What may be combined, as the API checks it: one of these four shapes and nothing else.
+# ``shards`` goes with every shape that runs tests (1 to 32; a deploy refuses it with a 400).
+SHARDS_FIELD: dict = {
+    "type": "integer",
+    "minimum": 1,
+    "maximum": 32,
+    "example": 4,
+    "description": "split the run over this many workers (shards; default: the environment's default_shards); "
+    "never more than it has tests. One run, one summary; each shard is listed in the run's shards",
+}
+
+# What may be combined, as the API checks it: one of these shapes and nothing else.
 _TRIGGER = {
     "oneOf": [
         {
@@ -152,11 +188,14 @@ _TRIGGER = {
             "additionalProperties": False,
             "properties": {
                 "action": {"type": "string", "enum": ["deploy", "cycle"]},
+                "shards": {**SHARDS_FIELD, "description": "cycle: " + SHARDS_FIELD["description"]},
                 "revision": {
                     "type": "string",
                     "maxLength": 100,
                     "example": "r2",
-                    "description": "a revision the environment knows (default: its default revision)",
+                    "description": "a revision the environment knows (default: its default revision); with a "
+                    "repository, any branch, tag or commit (default: the head of its default branch); an unknown "
+                    "ref is a 400 naming it",
                 },
             },
         },
@@ -165,16 +204,28 @@ _TRIGGER = {
             "type": "object",
             "required": ["action"],
             "additionalProperties": False,
-            "properties": {"action": {"const": "tests"}},
+            "properties": {
+                "action": {"const": "tests"},
+                "shards": SHARDS_FIELD,
+                "revision": {
+                    "type": "string",
+                    "maxLength": 100,
+                    "example": "main",
+                    "description": "with a repository: run the suite of this branch, tag or commit without "
+                    "deploying (default: the commit deployed now); 400 naming it when unknown or when the "
+                    "environment has no repository",
+                },
+            },
         },
         {
             "title": "run a subset: the tests a marker and/or keyword expression selects",
             "type": "object",
             "required": ["action"],
-            "minProperties": 2,
+            "anyOf": [{"required": ["marker"]}, {"required": ["keyword"]}],
             "additionalProperties": False,
             "properties": {
                 "action": {"const": "tests"},
+                "shards": SHARDS_FIELD,
                 "marker": {
                     "type": "string",
                     "minLength": 1,
@@ -195,12 +246,59 @@ _TRIGGER = {
             },
         },
         {
+            "title": "run the environment's P1 tests",
+            "type": "object",
+            "required": ["action", "p1"],
+            "additionalProperties": False,
+            "properties": {
+                "action": {"const": "tests"},
+                "shards": SHARDS_FIELD,
+                "p1": {
+                    "const": True,
+                    "description": "the test cases of the environment whose priority is P1 (from the impact rules); "
+                    "400 when there is none",
+                },
+            },
+        },
+        {
+            "title": "run the tests a signature hit in its latest run",
+            "type": "object",
+            "required": ["action", "signature"],
+            "additionalProperties": False,
+            "properties": {
+                "action": {"const": "tests"},
+                "shards": SHARDS_FIELD,
+                "signature": {
+                    **ID,
+                    "description": "a signature of the session's environment (404 otherwise); its tests are those "
+                    "whose results carry it, or a signature merged into it, in the latest run it was seen in",
+                },
+            },
+        },
+        {
+            "title": "run tests chosen by hand (TestCase ids of the environment)",
+            "type": "object",
+            "required": ["action", "tests"],
+            "additionalProperties": False,
+            "properties": {
+                "action": {"const": "tests"},
+                "shards": SHARDS_FIELD,
+                "tests": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 50_000,
+                    "items": {**ID, "description": "a TestCase id of the session's environment (400 otherwise)"},
+                },
+            },
+        },
+        {
             "title": "rerun all or the failed tests of a run",
             "type": "object",
             "required": ["action", "rerun"],
             "additionalProperties": False,
             "properties": {
                 "action": {"const": "tests"},
+                "shards": SHARDS_FIELD,
                 "rerun": {**ID, "description": "the id of a run of this session"},
                 "scope": {"type": "string", "enum": ["all", "failed"], "default": "all"},
             },
@@ -212,6 +310,7 @@ _TRIGGER = {
             "additionalProperties": False,
             "properties": {
                 "action": {"const": "tests"},
+                "shards": SHARDS_FIELD,
                 "rerun": {**ID, "description": "the id of a run of this session"},
                 "scope": {"const": "selected"},
                 "tests": {
@@ -238,7 +337,8 @@ SCHEMAS: dict = {
 PATHS: dict = {
     "/sessions/{slug}/runs": {
         "post": {
-            "summary": "Ingest a JUnit XML or pytest report-log file (optionally gzipped) as one run",
+            "summary": "Ingest a results file (JUnit XML, pytest report-log, TRX, NUnit 3, xUnit.net v2, go test -json; "
+            "optionally gzipped) as one run",
             "parameters": [slug_param("The session; a new slug creates the session (at most 100 characters).")],
             "requestBody": {
                 "required": True,

@@ -15,6 +15,7 @@ from django.db.models import Count, Q
 from ..models import LoopSession, Outcome, RunSignature, TestResult, TestRun
 from .cycles import CycleRow, session_cycles
 from .sessions import flaky_tests
+from .shards import shards_as_json
 
 RESULTS_LIMIT = 100  # results per page when ``limit`` is not given
 RESULTS_MAX = 1000
@@ -27,15 +28,20 @@ def run_url(run: TestRun) -> str:
 
 
 def flaky_in_run(run: TestRun) -> int:
-    """Tests that both failed (or errored) and passed within this run (a retry that passed): one GROUP BY."""
+    """Tests that both failed (or errored) and passed within this run: one GROUP BY.
+
+    Either a retry written as another result of the same test (a repeated test case), or a passed
+    result that carries failed attempts (Surefire's ``<flakyFailure>``, pytest-rerunfailures).
+    """
     return (
         TestResult.objects.filter(run=run, outcome__in=[*FAILING, Outcome.PASSED])
         .values("case_id")
         .annotate(
             failing=Count("id", filter=Q(outcome__in=FAILING)),
             passing=Count("id", filter=Q(outcome=Outcome.PASSED)),
+            rerun=Count("id", filter=Q(outcome=Outcome.PASSED, attempts__isnull=False)),
         )
-        .filter(failing__gt=0, passing__gt=0)
+        .filter(Q(failing__gt=0, passing__gt=0) | Q(rerun__gt=0))
         .count()
     )
 
@@ -44,8 +50,8 @@ def run_as_json(run: TestRun) -> dict:
     """The run as the API returns it: status, totals, pass rate, MRR at risk, its failure signatures, and
     whether it counts (``counted``; ``excluded_reason`` says why not when it was excluded).
 
-    ``quarantined`` and ``shards`` are 0 and [] until quarantine and sharding exist: clients can read
-    them already.
+    ``quarantined``: results of tests quarantined when the run completed (in the totals, not in
+    ``pass_rate``). ``shards``: [] for an unsharded run, else its parts (``selectors.shards``).
     """
     signatures = RunSignature.objects.filter(run=run).select_related("signature").order_by("-results", "signature_id")
     return {
@@ -56,7 +62,10 @@ def run_as_json(run: TestRun) -> dict:
         "incomplete": run.incomplete,
         "counted": run.counted,
         "excluded_reason": run.excluded_reason if run.excluded else None,
-        "revision": run.deployment.revision if run.deployment_id else None,
+        "revision": run.revision
+        or (run.deployment.revision if run.deployment_id else (run.properties or {}).get("revision")),
+        # The commit whose suite ran (an environment with a repository), else the deployment's, else null.
+        "commit": run.commit or (run.deployment.commit_sha if run.deployment_id else "") or None,
         "totals": {
             "tests": run.total,
             "passed": run.passed,
@@ -70,8 +79,8 @@ def run_as_json(run: TestRun) -> dict:
         "duration_s": run.duration_s,
         "mrr_at_risk": float(run.mrr_at_risk),
         "flaky": flaky_in_run(run),
-        "quarantined": 0,
-        "shards": [],
+        "quarantined": run.quarantined,
+        "shards": shards_as_json(run),
         "signatures": [{"id": rs.signature_id, "title": rs.signature.title, "count": rs.results} for rs in signatures],
         "url": run_url(run),
     }

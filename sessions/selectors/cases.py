@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404
 from ..charts import DurationPoint, duration_figure
 from ..models import FailureSignature, TestCase, TestResult
 from ..services.flaky import flip_rate
+from .quarantine import case_quarantine
 
 HISTORY_LIMIT = 50
 FLIP_WINDOW = 30
@@ -116,4 +117,5 @@ def case_page(case: TestCase) -> dict:
         "history_limit": HISTORY_LIMIT,
         "facts": facts,
         "duration_figure": duration_figure(facts.durations, suspect_limit=suspect_limit) if history else None,
+        **case_quarantine(case),
     }

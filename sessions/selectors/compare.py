@@ -1,9 +1,10 @@
 """Comparing two runs: new failures, fixed, still failing, new and removed tests, duration regressions.
 
-Raw SQL where the ORM cannot say it: one GROUP BY over both runs' results gives every list's count,
-and set operations (EXCEPT, INTERSECT) give a list's page. Both plan as hash or sort operations, never
-as a nested loop, whatever the planner believes about the runs' sizes (a run ingested a second ago has
-no statistics).
+Two ended runs are compared once and the answer stored (``services.comparisons``): the page reads the
+counts from one row and a page of a list from one index range, whatever the runs' sizes. While either
+run is live the comparison is made on each request instead, in raw SQL where the ORM cannot say it:
+one GROUP BY over both runs' results gives every list's count, and set operations (EXCEPT, INTERSECT)
+give a list's page; both plan as hash or sort operations, never as a nested loop.
 """
 
 from __future__ import annotations
@@ -11,18 +12,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
-from ..models import Outcome, TestCase, TestResult, TestRun
-from .columns import RUN_SUMMARY_FIELDS
+from ..models import ComparisonEntry, Outcome, TestCase, TestResult, TestRun
+from ..services.comparisons import (
+    CONDITIONS,
+    has_ended,
+    per_case_params,
+    per_case_sql,
+    previous_full_run,
+    stored_comparison,
+)
 
 FAILING = (Outcome.FAILED, Outcome.ERROR)
 COMPARE_PAGE = 50
-# A passed test is a duration regression when it took this much longer, in both ratio and seconds.
-SLOWER_RATIO = 1.5
-SLOWER_BY_S = 0.5
-
 COMPARE_LISTS = {
     "new_failures": "New failures",
     "fixed": "Fixed",
@@ -31,25 +35,6 @@ COMPARE_LISTS = {
     "removed_tests": "Removed tests",
     "slower": "Duration regressions",
 }
-
-
-def previous_full_run(run: TestRun, look_back: int = 20) -> TestRun | None:
-    """The run a run is compared with by default: the previous complete full run of its session.
-
-    A session often alternates suites (the whole e2e suite, then the P1 subset): among the latest
-    ``look_back`` earlier complete full runs, the most recent one of a similar size (half to twice as
-    many tests) is taken, so that a P1 run is compared with the previous P1 run. Failing that, the
-    most recent one.
-    """
-    earlier = list(
-        TestRun.objects.filter(session_id=run.session_id, counted=True, scope=TestRun.Scope.ALL)
-        .filter(Q(created_at__lt=run.created_at) | Q(created_at=run.created_at, pk__lt=run.pk))
-        .select_related("session", "cycle")
-        .only(*RUN_SUMMARY_FIELDS, "environment_id", "session__id", "session__slug", "session__title", "cycle__number")
-        .order_by("-created_at", "-id")[:look_back]
-    )
-    similar = next((r for r in earlier if run.total / 2 <= r.total <= run.total * 2), None)
-    return similar or (earlier[0] if earlier else None)
 
 
 def compare_base(run: TestRun, other: int | None) -> tuple[TestRun | None, bool]:
@@ -90,39 +75,6 @@ class CompareList:
     next_after: int | None
 
 
-def _per_case_sql(table: str) -> str:
-    """Per test, how each run saw it: one GROUP BY over both runs' results (placeholders: a × 5, b × 3, a, b)."""
-    failing = "('failed', 'error')"
-    return (
-        "SELECT case_id, "
-        "SUM(CASE WHEN run_id = %s THEN 1 ELSE 0 END) AS n, "
-        "SUM(CASE WHEN run_id = %s AND outcome IN " + failing + " THEN 1 ELSE 0 END) AS nf, "
-        "SUM(CASE WHEN run_id = %s AND outcome = 'passed' THEN 1 ELSE 0 END) AS np, "
-        "MAX(CASE WHEN run_id = %s AND outcome = 'passed' THEN duration END) AS nd, "
-        "MIN(CASE WHEN run_id = %s THEN id END) AS nid, "
-        "SUM(CASE WHEN run_id = %s THEN 1 ELSE 0 END) AS w, "
-        "SUM(CASE WHEN run_id = %s AND outcome IN " + failing + " THEN 1 ELSE 0 END) AS wf, "
-        "MAX(CASE WHEN run_id = %s AND outcome = 'passed' THEN duration END) AS wd "
-        f"FROM {table} WHERE run_id IN (%s, %s) GROUP BY case_id"
-    )
-
-
-# A list's condition on the per-test figures above (shared by the counts and the "slower" page).
-_CONDITIONS = {
-    "new_failures": "nf > 0 AND wf = 0",
-    "fixed": "wf > 0 AND np > 0",
-    "still_failing": "nf > 0 AND wf > 0",
-    "new_tests": "n > 0 AND w = 0",
-    "removed_tests": "w > 0 AND n = 0",
-    "slower": f"nd > wd * {SLOWER_RATIO} AND nd >= wd + {SLOWER_BY_S}",
-}
-
-
-def _per_case_params(run: TestRun, base: TestRun) -> list[int]:
-    a, b = run.pk, base.pk
-    return [a, a, a, a, a, b, b, b, a, b]
-
-
 def compare_counts(run: TestRun, base: TestRun) -> dict[str, int]:
     """How many tests each list holds, all six in one aggregation over the two runs' results.
 
@@ -130,11 +82,11 @@ def compare_counts(run: TestRun, base: TestRun) -> dict[str, int]:
     runs whatever the planner believes about their sizes (a run ingested a second ago has no statistics).
     """
     table = connection.ops.quote_name(TestResult._meta.db_table)
-    sums = ", ".join(f"SUM(CASE WHEN {cond} THEN 1 ELSE 0 END)" for cond in _CONDITIONS.values())
+    sums = ", ".join(f"SUM(CASE WHEN {cond} THEN 1 ELSE 0 END)" for cond in CONDITIONS.values())
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {sums} FROM ({_per_case_sql(table)}) per_case", _per_case_params(run, base))
+        cursor.execute(f"SELECT {sums} FROM ({per_case_sql(table)}) per_case", per_case_params(run.pk, base.pk))
         values = cursor.fetchone()
-    return {name: int(value or 0) for name, value in zip(_CONDITIONS, values, strict=True)}
+    return {name: int(value or 0) for name, value in zip(CONDITIONS, values, strict=True)}
 
 
 def _case_ids(run_id: int, outcomes: tuple[str, ...] | None, after: int | None) -> QuerySet:
@@ -158,11 +110,11 @@ def compare_case_ids(name: str, run: TestRun, base: TestRun, *, after: int | Non
     if name == "slower":
         table = connection.ops.quote_name(TestResult._meta.db_table)
         sql = (
-            f"SELECT case_id FROM ({_per_case_sql(table)}) per_case WHERE {_CONDITIONS['slower']} "
+            f"SELECT case_id FROM ({per_case_sql(table)}) per_case WHERE {CONDITIONS['slower']} "
             f"ORDER BY nd - wd DESC, case_id LIMIT {int(size)}"
         )
         with connection.cursor() as cursor:
-            cursor.execute(sql, _per_case_params(run, base))
+            cursor.execute(sql, per_case_params(run.pk, base.pk))
             return [row[0] for row in cursor.fetchall()]
     if name == "new_failures":
         qs = _case_ids(a, failing, after).difference(_case_ids(b, failing, after))
@@ -177,6 +129,28 @@ def compare_case_ids(name: str, run: TestRun, base: TestRun, *, after: int | Non
     else:
         raise KeyError(name)
     return list(qs.order_by("case_id")[: size + 1])
+
+
+def _stored_case_ids(comparison_id: int, name: str, *, after: int | None, size: int) -> list[int]:
+    """A page of a stored list: an index range of ``cmpentry_list`` (the slowest first for "slower")."""
+    qs = ComparisonEntry.objects.filter(comparison_id=comparison_id, kind=name)
+    if name == "slower":
+        return list(qs.order_by("-delta", "case_id").values_list("case_id", flat=True)[:size])
+    if after is not None:
+        qs = qs.filter(case_id__gt=after)
+    return list(qs.order_by("case_id").values_list("case_id", flat=True)[: size + 1])
+
+
+def comparison_counts(run: TestRun, base: TestRun) -> tuple[dict[str, int], int | None]:
+    """Every list's count and, when both runs have ended, the id of their stored comparison.
+
+    Ended runs: one query once stored (the first view of a pair that the run-completion pipeline did not
+    store computes it, once). A live run: counted from its results on every request.
+    """
+    if has_ended(run) and has_ended(base):
+        comparison = stored_comparison(run, base)
+        return comparison.counts, comparison.pk
+    return compare_counts(run, base), None
 
 
 def _compare_rows(case_ids: list[int], run: TestRun, base: TestRun) -> list[CompareRow]:
@@ -206,17 +180,23 @@ def compare_list(
     base: TestRun,
     *,
     counts: dict[str, int],
+    stored: int | None = None,
     after: int | None = None,
     size: int = COMPARE_PAGE,
 ) -> CompareList:
     """One list of the comparison: a page of its tests (keyset on the test id, from ``after``) and its count.
 
-    Two queries when the list is not empty (its test ids, then their results), none when it is.
+    Two queries when the list is not empty (its test ids, then their results), none when it is. ``stored``:
+    the stored comparison to read the test ids from (else they are computed from the results).
     """
     count = counts.get(name, 0)
     if not count:
         return CompareList(name, COMPARE_LISTS[name], [], 0, None)
-    ids = compare_case_ids(name, run, base, after=after if name != "slower" else None, size=size)
+    after = after if name != "slower" else None
+    if stored is not None:
+        ids = _stored_case_ids(stored, name, after=after, size=size)
+    else:
+        ids = compare_case_ids(name, run, base, after=after, size=size)
     more = name != "slower" and len(ids) > size
     ids = ids[:size]
     return CompareList(
@@ -231,14 +211,16 @@ def compare_page(run: TestRun, base: TestRun | None, *, mismatch: bool, wanted: 
         context["mismatch"] = True
     if base is None:
         return context
-    counts = compare_counts(run, base)
+    counts, stored = comparison_counts(run, base)
     context["lists"] = [
-        compare_list(name, run, base, counts=counts, after=after if name == wanted else None) for name in COMPARE_LISTS
+        compare_list(name, run, base, counts=counts, stored=stored, after=after if name == wanted else None)
+        for name in COMPARE_LISTS
     ]
     return context
 
 
 def compare_list_section(run: TestRun, base: TestRun, name: str, *, after: int | None) -> dict:
     """The context of one list's partial (its "more" button): the counts, then that list's page."""
-    counts = compare_counts(run, base)
-    return {"run": run, "base": base, "item": compare_list(name, run, base, counts=counts, after=after)}
+    counts, stored = comparison_counts(run, base)
+    item = compare_list(name, run, base, counts=counts, stored=stored, after=after)
+    return {"run": run, "base": base, "item": item}

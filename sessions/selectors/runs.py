@@ -12,6 +12,7 @@ from ..forms import ResultFilters
 from ..models import Environment, Outcome, RunSignature, TestResult, TestRun
 from .columns import DETAILS_PREVIEW_CHARS
 from .metrics import metric_rows
+from .novelty import lead_run_signatures
 
 PAGE_SIZE = 50
 SIGNATURES_SHOWN = 50
@@ -191,7 +192,7 @@ def run_page(run: TestRun, filters: ResultFilters, *, after: int | None, before:
     signatures = run_signatures(run)
     context.update(
         {
-            "signatures": signatures[:SIGNATURES_SHOWN],
+            "signatures": lead_run_signatures(signatures[:SIGNATURES_SHOWN], run.session_id, run.cycle_id),
             "more_signatures": len(signatures) > SIGNATURES_SHOWN,
             "suspects": suspect_results(run),
             "by_priority": sorted((run.by_priority or {}).items()),

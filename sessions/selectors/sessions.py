@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Sum
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 
 from .. import cache as page_cache
@@ -121,6 +121,7 @@ class BoardCard:
     results: int  # failing results in this session's runs
     runs: int
     last_run: int
+    new: bool = False  # first seen in the session's latest counted cycle (selectors/novelty.py)
 
 
 # The board shows what counted runs say about the product: not signatures seen only in excluded or
@@ -129,7 +130,7 @@ _ON_THE_BOARD = {"run__counted": True, "signature__merged_into__isnull": True, "
 
 
 def signature_board(session: LoopSession) -> tuple[list[tuple[str, str, list[BoardCard], int]], int]:
-    """The session's signatures by status: [(status, label, cards, count)], total. Two queries.
+    """The session's signatures by status: [(status, label, cards, count)], total. Three queries.
 
     Only signatures that counted runs show, and none of loopdash's own (``_ON_THE_BOARD``).
     """
@@ -139,9 +140,10 @@ def signature_board(session: LoopSession) -> tuple[list[tuple[str, str, list[Boa
             "signature_id", "signature__title", "signature__status", "signature__error_type",
             "signature__category__name", "signature__category__colour",
         )
-        .annotate(results=Sum("results"), runs=Count("id"), last_run=Max("run_id"))
+        .annotate(results=Sum("results"), runs=Count("id"), last_run=Max("run_id"), first_cycle=Min("run__cycle__number"))
         .order_by("-last_run", "-results")[:BOARD_LIMIT]
     )  # fmt: skip
+    current = TestRun.objects.filter(session=session, counted=True).aggregate(n=Max("cycle__number"))["n"]
     counts = dict(
         FailureSignature.objects.filter(
             run_counts__run__session=session,
@@ -168,8 +170,11 @@ def signature_board(session: LoopSession) -> tuple[list[tuple[str, str, list[Boa
                     results=r["results"],
                     runs=r["runs"],
                     last_run=r["last_run"],
+                    new=current is not None and r["first_cycle"] == current,
                 )
             )
+    for cards in columns.values():
+        cards.sort(key=lambda c: not c.new)  # new first; stable, so the most recent next
     board = [
         (value, label, columns.get(value, []), counts.get(value, 0)) for value, label in FailureSignature.Status.choices
     ]
@@ -285,6 +290,7 @@ def session_page(
         "cycle_table": cycle_table(cycles[-CYCLE_TABLE_COLUMNS:], overview["chart_priority"]),
         "board": board,
         "board_total": board_total,
+        "board_lead": [c for _v, _l, cards, _n in board for c in cards if c.new or c.status == "regressed"],
         "flaky": flaky,
         "flaky_count": flaky_count,
         "activity": session_activity(session),

@@ -12,9 +12,11 @@ from django.db.models.functions import Substr
 from django.shortcuts import get_object_or_404
 
 from ..charts import Occurrence, occurrences_figure
+from ..ingest.similarity import SITE_MARK, similar
 from ..models import Analysis, FailureSignature, RunSignature, SignatureEvent, TestResult
 from .analyses import analysis_history, signature_analyses
 from .columns import DETAILS_PREVIEW_CHARS
+from .quarantine import signature_quarantine
 
 RUNS_SHOWN = 50
 
@@ -22,7 +24,7 @@ RUNS_SHOWN = 50
 def signature_for_page(pk: int) -> FailureSignature:
     return get_object_or_404(
         FailureSignature.objects.select_related(
-            "environment", "category", "merged_into", "first_seen_run__cycle", "last_seen_run__cycle"
+            "environment", "category", "merged_into", "first_seen_run__cycle", "last_seen_run__cycle", "assignee"
         ),
         pk=pk,
     )
@@ -152,13 +154,18 @@ def signature_events(signature: FailureSignature, limit: int = 20) -> list[Signa
 
 
 def merge_candidates(signature: FailureSignature, limit: int = 40) -> list[FailureSignature]:
-    """Signatures this one could be merged into: same environment, not merged, most recently seen first."""
-    return list(
+    """Signatures this one could be merged into: same environment, not merged; those whose key is
+    similar (``ingest/similarity.py``: same type and site, one word apart) first, marked ``similar``,
+    then the most recently seen."""
+    found = list(
         FailureSignature.objects.filter(environment_id=signature.environment_id, merged_into__isnull=True)
         .exclude(pk=signature.pk)
-        .only("id", "title", "error_type", "result_count")
+        .only("id", "title", "error_type", "result_count", "normalized")
         .order_by(F("last_seen_at").desc(nulls_last=True), "-id")[:limit]
     )
+    for candidate in found:
+        candidate.similar = similar(signature.normalized, candidate.normalized)
+    return sorted(found, key=lambda c: not c.similar)
 
 
 def header_section(signature: FailureSignature, *, can_annotate: bool, editing: dict) -> dict:
@@ -220,4 +227,8 @@ def signature_page(signature: FailureSignature, *, can_annotate: bool, editing: 
         "can_annotate": can_annotate,
         "details_limit": DETAILS_PREVIEW_CHARS,
         "editing": editing,
+        # The key's text, split for the page: the masked message, then the site (docs/TRIAGE.md).
+        "key_message": signature.normalized.partition(SITE_MARK)[0],
+        "key_site": signature.normalized.partition(SITE_MARK)[2],
+        **signature_quarantine(signature, [t.case_id for t in tests]),
     }

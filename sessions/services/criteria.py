@@ -24,6 +24,7 @@ from ..models import Environment, LoopSession, Outcome, SuccessCriterion, TestRe
 from .triage import Invalid
 
 MAX_TESTS = 200
+QUARANTINED = "quarantined"  # a named test's result left out of ``tests_pass`` (services/quarantine.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,18 +124,23 @@ def _named_outcomes(run: TestRun, criteria: list[SuccessCriterion]) -> dict[str,
         return {}
     rows = TestResult.objects.filter(
         run=run, case__environment_id=run.environment_id, case__nodeid_hash__in=hashes
-    ).values_list("case__nodeid_hash", "outcome")
+    ).values_list("case__nodeid_hash", "outcome", "quarantined")
     out: dict[str, str] = {}
-    for key, outcome in rows:
-        if out.get(key, Outcome.PASSED) == Outcome.PASSED:
+    for key, outcome, quarantined in rows:
+        if quarantined:  # a quarantined test does not count in criteria: left out of the named tests
+            out[key] = QUARANTINED
+        elif out.get(key, Outcome.PASSED) == Outcome.PASSED:
             out[key] = outcome
     return out
 
 
 def _tests_pass(params: dict, outcomes: dict[str, str]) -> Verdict:
-    tests = [t for t in (params or {}).get("tests", [])[:MAX_TESTS] if t]
-    if not tests:
+    named = [t for t in (params or {}).get("tests", [])[:MAX_TESTS] if t]
+    tests = [t for t in named if outcomes.get(identity_hash(t)) != QUARANTINED]
+    if not named:
         return Verdict(False, "no test named")
+    if not tests:
+        return Verdict(False, "every test named was quarantined in this run")
     missing = [t for t in tests if identity_hash(t) not in outcomes]
     failing = [t for t in tests if outcomes.get(identity_hash(t), Outcome.PASSED) != Outcome.PASSED]
     if missing or failing:

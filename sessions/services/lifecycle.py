@@ -40,7 +40,7 @@ from ..models import (
     TestRun,
     WorkStatus,
 )
-from . import signatures
+from . import signatures, webhooks
 
 
 def commit_matches(fix_sha: str, deployed_sha: str) -> bool:
@@ -146,6 +146,7 @@ def _judge(fix: Fix, run: TestRun) -> bool:
     else:
         signatures.record_event(root, "fix", f"fix {fix.sha[:12]} verified by run {run.pk}")
         _set_status(root, FailureSignature.Status.VERIFIED, f"run {run.pk}: fix {fix.sha[:12]} verified")
+    webhooks.fix_judged(fix, run, root, verified=not still_there)
     return True
 
 
@@ -208,6 +209,7 @@ def record_regressions(run: TestRun) -> None:
     )
     for signature_id in regressed:
         _set_status(signature_id, FailureSignature.Status.REGRESSED, f"back in run {run.pk}")
+        webhooks.signature_regressed(signature_id, run)
 
 
 def reconsider_after_counting_changed(run: TestRun) -> None:

@@ -23,6 +23,10 @@ The steps:
    verified or did not fix.
 6. **flakiness** (``flaky.record_run``): the tests' recent outcomes and flaky marks.
 7. **criteria** (``criteria.evaluate_run``): the session's automatic success criteria.
+8. **comparison** (``comparisons.record_run``): a full run's comparison with the run its page compares it
+   with by default, stored once so that the page reads it instead of recounting both runs.
+9. **notifications** (``webhooks.run_finished``): ``signature.new`` for the signatures a counted run saw
+   first, then ``run.finished``; deliveries are queued on commit and sent by workers, never blocking here.
 
 The status is final before step 1 starts. A step that fails after the summary leaves the run ended
 with its summary written (the worker wrote the status first); the failure is raised to the caller.
@@ -33,7 +37,7 @@ from __future__ import annotations
 
 from ..ingest.records import RunInfo
 from ..models import TestRun
-from . import counting, criteria, flaky, lifecycle, signatures
+from . import comparisons, counting, criteria, flaky, lifecycle, signatures, webhooks
 from .summary import StoredResults, write_summary
 
 
@@ -48,4 +52,6 @@ def complete_run(
     lifecycle.judge_fixes(run)
     flaky.record_run(run)
     criteria.evaluate_run(run)
+    comparisons.record_run(run)
+    webhooks.run_finished(run)
     return run

@@ -24,6 +24,8 @@ from ..models import (
     WorkStatus,
 )
 from .aggregates import totals_after_run
+from .ingestion.text import clean_text
+from .quarantine import mark_results
 
 
 class StoredResults(Protocol):
@@ -84,6 +86,7 @@ def write_summary(run: TestRun, writer: StoredResults | None, info: RunInfo | No
     with transaction.atomic():
         results = TestResult.objects.filter(run=run)
         apply_counts(run, count_outcomes(run))
+        _leave_out_quarantined(run, mark_results(run))
         aggregates = results.aggregate(
             suspect=Count("id", filter=Q(suspect=True)),
             tests_duration=Sum("duration"),
@@ -98,6 +101,8 @@ def write_summary(run: TestRun, writer: StoredResults | None, info: RunInfo | No
             run.exitstatus = info.exitstatus
             if info.properties:
                 run.properties = {**run.properties, **info.properties}
+            if info.suite_output:
+                run.suite_output = clean_text(info.suite_output)
             if info.exitstatus in INCOMPLETE_EXITSTATUS or info.incomplete:
                 run.incomplete = True
             if info.duration is not None:
@@ -116,6 +121,17 @@ def write_summary(run: TestRun, writer: StoredResults | None, info: RunInfo | No
     return run
 
 
+def _leave_out_quarantined(run: TestRun, quarantined: dict[str, int]) -> None:
+    """Results of quarantined tests stay in the counts and leave the pass rate (services/quarantine.py)."""
+    run.quarantined = sum(quarantined.values())
+    if run.quarantined:
+        run.pass_rate = pass_rate(
+            run.passed - quarantined.get(Outcome.PASSED, 0),
+            run.failed - quarantined.get(Outcome.FAILED, 0),
+            run.errors - quarantined.get(Outcome.ERROR, 0),
+        )
+
+
 def _no_priorities(run: TestRun, writer: StoredResults | None) -> bool:
     """True when the writer stored every result of the run and none belongs to a case with a priority.
 
@@ -127,7 +143,7 @@ def _no_priorities(run: TestRun, writer: StoredResults | None) -> bool:
 
 def _by_priority(run: TestRun) -> dict[str, dict[str, int]]:
     rows = (
-        TestResult.objects.filter(run=run)
+        TestResult.objects.filter(run=run, quarantined=False)
         .exclude(case__priority="")
         .values_list("case__priority", "outcome")
         .annotate(n=Count("id"))
@@ -146,7 +162,9 @@ def _by_priority(run: TestRun) -> dict[str, dict[str, int]]:
 def _mrr_at_risk(run: TestRun) -> Decimal:
     """Sum over business areas with at least one failed or errored test, each area once."""
     failing_areas = (
-        TestResult.objects.filter(run=run, outcome__in=(Outcome.FAILED, Outcome.ERROR), case__area__isnull=False)
+        TestResult.objects.filter(
+            run=run, outcome__in=(Outcome.FAILED, Outcome.ERROR), case__area__isnull=False, quarantined=False
+        )
         .exclude(signature__internal=True)
         .values_list("case__area_id", flat=True)
         .distinct()

@@ -2,7 +2,8 @@
 
 The includes in ``session_detail``, ``run_detail`` and ``deployment_detail`` load this library instead
 of asking those views for context. Nothing here queries the database except for a queued run of a
-cycle (its deployment's status, read by ``selectors.operate``): the pages keep their query bounds.
+cycle (its deployment's status, read by ``selectors.operate``) and the live panel's signature titles
+(``live_panel_of``, one query by primary key): the pages keep their query bounds.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 
 from .. import roles
-from ..models import LIVE_STATUSES, Deployment, LoopSession, TestRun, WorkStatus
+from ..models import LIVE_STATUSES, Deployment, FailureSignature, LoopSession, TestRun, WorkStatus
 from ..selectors.operate import deployment_waited_for, revision_deployed_now
+from ..selectors.run_live import LivePanel, live_panel
 
 register = template.Library()
 
@@ -28,6 +30,18 @@ FAILING = ("failed", "error")
 def can_operate(user: AbstractBaseUser | AnonymousUser | None) -> bool:
     """Operators and admins trigger deploys and runs; everyone else does not see the buttons."""
     return bool(getattr(user, "is_authenticated", False) and roles.can_operate(user))
+
+
+@register.filter
+def can_operate_tests(user: AbstractBaseUser | AnonymousUser | None, session: LoopSession) -> bool:
+    """May this user start a run of chosen tests in ``session`` (an operator, and a test command to run)?"""
+    return can_operate(user) and bool(session.environment.test_command)
+
+
+@register.filter
+def can_operate_signature(user: AbstractBaseUser | AnonymousUser | None, signature: FailureSignature) -> bool:
+    """May this user run tests of ``signature`` (an operator; it was seen in a run; a test command to run)?"""
+    return can_operate(user) and bool(signature.last_seen_run_id) and bool(signature.environment.test_command)
 
 
 @register.filter
@@ -69,25 +83,40 @@ class Progress:
     waiting_for: Deployment | None
 
 
-def progress_of(run: TestRun, now: datetime | None = None) -> Progress:
-    """Counts, elapsed time and an ETA from the last durations of the same tests (stored at start).
+def time_left(run: TestRun, expected: int | None) -> str:
+    """ "about 1 min 10 s left", from the recent rate the worker measured (``live_figures.rate``).
 
-    The remaining test time (expected minus done) is scaled by how wall time has compared with test
-    time so far in this run, which accounts for parallel workers and set-up overhead.
+    The recent rate, not the average since the start: collection and set-up do not inflate it, and a
+    suite that slows down or speeds up is followed. Never "0 s" while tests remain: once the expected
+    count is reached the run is "finishing", and under 5 s left is "a few seconds".
+    """
+    if run.status != WorkStatus.RUNNING or not expected:
+        return ""
+    rate = (run.live_figures or {}).get("rate")
+    remaining = expected - run.total
+    if remaining <= 0:
+        return "finishing: the expected number of tests has run"
+    if rate is None:
+        return "estimating the time left…"
+    if rate <= 0:
+        return "no test ended in the last 30 s: no estimate"
+    seconds = remaining / rate
+    if seconds < 5:
+        return "a few seconds left"
+    return "about " + _clock(seconds) + " left"
+
+
+def progress_of(run: TestRun, now: datetime | None = None) -> Progress:
+    """Counts, elapsed time and the time left (from the recent rate) of a live run.
+
+    The bar's segments and the cards read the same columns of the same row (the worker writes them in
+    one UPDATE), so they always agree; the bar is scaled to the expected count (the previous complete
+    run of the same tests, stored at start) or to what has run when that is more.
     """
     now = now or timezone.now()
     elapsed_s = (now - run.started_at).total_seconds() if run.started_at else None
     eta = (run.properties or {}).get("eta") or {}
     expected = int(eta.get("expected_tests") or 0) or None
-    expected_s = float(eta.get("expected_s") or 0.0)
-    done_s = float(run.tests_duration_s or 0.0)
-    remaining = None
-    if run.status == WorkStatus.RUNNING and elapsed_s:
-        if expected_s and done_s > 0:
-            ratio = min(max(elapsed_s / done_s, 0.05), 20.0)
-            remaining = max(0.0, expected_s - done_s) * ratio
-        elif expected and run.total:
-            remaining = elapsed_s * max(0, expected - run.total) / run.total
     scale = max(expected or 0, run.total, 1)
     counts = [
         ("b-passed", run.passed),
@@ -101,7 +130,7 @@ def progress_of(run: TestRun, now: datetime | None = None) -> Progress:
     waiting_for = deployment_waited_for(run) if run.status == WorkStatus.QUEUED else None
     return Progress(
         elapsed=_clock(elapsed_s),
-        eta=("about " + _clock(remaining) + " left") if remaining is not None else "",
+        eta=time_left(run, expected),
         percent=percent,
         expected=expected,
         segments=segments,
@@ -113,6 +142,12 @@ def progress_of(run: TestRun, now: datetime | None = None) -> Progress:
 def run_progress(run: TestRun) -> Progress:
     """``{% run_progress run as p %}``."""
     return progress_of(run)
+
+
+@register.simple_tag
+def live_panel_of(run: TestRun) -> LivePanel:
+    """``{% live_panel_of run as live %}``: the live run page's failures by signature and priorities so far."""
+    return live_panel(run)
 
 
 @register.simple_tag

@@ -124,4 +124,7 @@ def test_the_openapi_description_lists_every_endpoint(client):
         "/runs/{id}/results",
         "/runs/{id}/exclude",
         "/runs/{id}/include",
+        "/sessions/{slug}/runs/live",
+        "/runs/{id}/finish",
+        "/environments/{name}/quarantine",
     }

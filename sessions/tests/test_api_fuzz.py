@@ -27,6 +27,7 @@ import pytest
 
 from sessions import roles
 from sessions.models import Deployment, Environment, LoopSession, TestResult, TestRun, WorkStatus
+from sessions.services.ingestion.ci_stream import open_run
 from sessions.services.tokens import issue_token
 
 from . import samples
@@ -63,6 +64,7 @@ def fuzz_config(
     }
     bindings = {
         "path.slug": ("session", 0.7),
+        "path.name": ("environment", 0.7),
         "body.environment": ("environment", 0.5),
         "path.id": ("run", 0.5),
         "body.rerun": ("run", 0.6),
@@ -114,6 +116,8 @@ def fuzz_world(make_user) -> dict:
         "token": issue_token(user, name="schemathesis"),
         "session": session,
         "run": run,
+        # A run fed from CI, open: report-log batches and finish reach the code behind them.
+        "ci_run": open_run(session, cycle_number=None, revision="r1", shard="", user=user),
         "case_ids": sorted(TestResult.objects.filter(run=run).values_list("case_id", flat=True)),
     }
 
@@ -131,7 +135,7 @@ def test_schemathesis_finds_no_server_error(live_server, tmp_path, fuzz_world) -
         fuzz_config(
             session=fuzz_world["session"].slug,
             environment=fuzz_world["session"].environment.name,
-            run_ids=[fuzz_world["run"].pk],
+            run_ids=[fuzz_world["run"].pk, fuzz_world["ci_run"].pk],
             case_ids=fuzz_world["case_ids"],
             results=[r.decode() for r in results],
             revision="r1",
@@ -160,5 +164,7 @@ def test_schemathesis_finds_no_server_error(live_server, tmp_path, fuzz_world) -
     assert "Test cases:" in report and " passed" in report, report[-5000:]
     # It reached the code behind the routes: runs were uploaded, and work was queued on its own queue only.
     assert TestRun.objects.filter(source=TestRun.Source.API).exists()
-    assert not TestRun.objects.filter(status=WorkStatus.RUNNING).exists()
+    # Runs fed from CI (POST .../runs/live) stay running until finished or reaped: not a worker's.
+    assert not TestRun.objects.filter(status=WorkStatus.RUNNING).exclude(source=TestRun.Source.CI).exists()
+    assert TestRun.objects.filter(source=TestRun.Source.CI).exists()  # it reached the live endpoints too
     assert not Deployment.objects.filter(status=WorkStatus.RUNNING).exists()

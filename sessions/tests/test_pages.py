@@ -376,7 +376,7 @@ def test_signature_test_and_deployment_pages_render(client_vera, loop) -> None:
 
     case = TestCase.objects.order_by("id").first()
     html = client_vera.get(urls["test_detail"]).content.decode()
-    assert case.nodeid in html
+    assert case.nodeid in html.replace("<wbr>", "")  # the heading may wrap at the node id's separators
     assert html.count('href="/runs/') >= TestResult.objects.filter(case=case).count()
 
     html = client_vera.get(urls["deployment_detail"]).content.decode()

@@ -44,6 +44,10 @@ pytestmark = pytest.mark.django_db
 ANNOTATE_MODULE = "sessions.views"
 OPERATE_MODULE = "sessions.views_operate"
 API_MODULE = "sessions.api"
+QUARANTINE_MODULE = "sessions.views_quarantine"  # quarantine a test or a signature's tests: engineers and up
+DISCUSSION_MODULE = "sessions.views_discussion"  # assign a signature, comment on it: engineers and up
+SETUP_MODULE = "sessions.views_setup"  # new sessions and tokens: engineers and up; environments: admins only
+ADMIN_ONLY = {"environment_create", "environment_save"}
 OUTSIDE = ("admin/", "accounts/")  # Django's own permission checks and the public auth views
 
 
@@ -105,6 +109,8 @@ def url_for(endpoint: Endpoint, data: dict) -> str:
         name = match.group(2)
         if name == "slug":
             return data["session"].slug
+        if name == "name":
+            return data["session"].environment.name
         if name == "step":
             return str(data["step"].pk)
         if name == "other":
@@ -153,9 +159,37 @@ def payload(endpoint: Endpoint, data: dict) -> dict:
         # runs that count: an operator sets a run aside with a reason; include of a counted run is a 400
         "operate_run_exclude": lambda: {"reason": "staging was down during this run"},
         "operate_run_include": lambda: {"reason": "it was fine after all"},
+        # quarantine (views_quarantine): engineers and up set a test, or a signature's tests, aside until a date
+        "test_quarantine": lambda: {"reason": "known flaky", "until": _tomorrow()},
+        "test_quarantine_end": lambda: _quarantined(data),
+        "signature_quarantine": lambda: {"reason": "one cause, fix under way", "until": _tomorrow()},
+        # owners and discussion (views_discussion): engineers and up
+        "signature_assign": lambda: {"assignee": "me"},
+        "signature_comment": lambda: {"body": "Seen on **r7** too"},
+        # in-app set-up (views_setup): engineers and up start sessions and issue themselves a token
+        "session_create": lambda: {"title": "Permissions push", "environment": data["session"].environment.name},
+        "session_token": dict,
+        "environment_create": lambda: {"name": "perm-new-env", "test_command": "python\n-m\npytest", "timeout_s": "60"},
+        "environment_save": lambda: {"test_command": "python\n-m\npytest", "timeout_s": "60"},
     }
     assert endpoint.name in bodies, f"{endpoint.name} ({endpoint.route}): add a payload to test_permissions"
     return bodies[endpoint.name]()
+
+
+def _tomorrow() -> str:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    return (timezone.localdate() + timedelta(days=1)).isoformat()
+
+
+def _quarantined(data: dict) -> dict:
+    """The world's test, quarantined (so that there is one to end); no body needed."""
+    from sessions.services import quarantine
+
+    quarantine.quarantine_case(data["case"], "flaky", _tomorrow(), None)
+    return {}
 
 
 def is_post_only(endpoint: Endpoint, client: Client, data: dict) -> bool:
@@ -184,7 +218,7 @@ def session_endpoints(client: Client) -> tuple[list[Endpoint], list[Endpoint]]:
         return _CLASSIFIED["pages"]
     posts, gets = [], []
     for endpoint in ALL:
-        if endpoint.module == API_MODULE:
+        if endpoint.module.startswith(API_MODULE):  # sessions.api and sessions.api_<topic>: bearer tokens
             continue
 
         def classify(endpoint: Endpoint = endpoint) -> None:
@@ -205,9 +239,13 @@ def test_the_walk_finds_every_kind_of_endpoint(admin_user) -> None:
     assert {"operate_deploy", "operate_rerun", "operate_run_cancel"} <= names
     assert {"operate_run_exclude", "operate_run_include"} <= names
     for endpoint in posts:
-        assert endpoint.module in (ANNOTATE_MODULE, OPERATE_MODULE), (
-            f"{endpoint.name} lives in {endpoint.module}: say who may call it in test_permissions"
-        )
+        assert endpoint.module in (
+            ANNOTATE_MODULE,
+            OPERATE_MODULE,
+            SETUP_MODULE,
+            QUARANTINE_MODULE,
+            DISCUSSION_MODULE,
+        ), f"{endpoint.name} lives in {endpoint.module}: say who may call it in test_permissions"
 
 
 @pytest.mark.parametrize("role", ["anonymous", "viewer", "engineer", "operator", "admin"])
@@ -227,7 +265,9 @@ def test_every_post_endpoint_enforces_the_roles(role: str, users: dict, admin_us
             response = client.post(url, payload(endpoint, data))
             status = response.status_code
             operate = endpoint.module == OPERATE_MODULE
-            if role == "anonymous":
+            if endpoint.name in ADMIN_ONLY and role not in ("anonymous", "admin"):
+                ok = status == 403
+            elif role == "anonymous":
                 ok = status == 302 and response["Location"].startswith("/accounts/login/")
             elif role == "viewer":
                 ok = status == 403
@@ -303,8 +343,16 @@ def test_the_api_endpoints_use_bearer_tokens(users: dict) -> None:
         url = reverse("api_trigger", args=[data["session"].slug])
         return Client().post(url, {"kind": "tests"}, headers=headers).status_code
 
+    def quarantine(token: str | None) -> int:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        url = reverse("api_quarantine", args=[data["session"].environment.name])
+        body = {"test": data["case"].nodeid, "reason": "flaky", "until": _tomorrow()}
+        return Client().post(url, body, content_type="application/json", headers=headers).status_code
+
     tokens = {role: issue_token(user) for role, user in users.items()}
     assert upload(None, "anon") == 401 and trigger(None) == 401
+    assert quarantine(None) == 401 and quarantine(tokens["viewer"]) == 403
+    assert quarantine(tokens["engineer"]) == 201 and quarantine(tokens["operator"]) == 200
     assert trigger(tokens["viewer"]) == 403 and trigger(tokens["engineer"]) == 403
     assert trigger(tokens["operator"]) not in (401, 403)
     assert upload(tokens["engineer"], "eng") == 201

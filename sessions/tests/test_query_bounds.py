@@ -23,16 +23,16 @@ from sessions.tests.test_pages import triage_world
 #   compare 11: the two runs, the six lists' counts (one aggregation), then for each list that is not
 #     empty its page of test ids and their results (two) · one list 4: the runs, the counts, the page
 BOUNDS = {
-    "sessions_list": 4,
-    "session_detail": 14,  # + the cached trend read (sessions.cache); 13 before the activity list
+    "sessions_list": 5,  # + "my signatures" (selectors/discussion.py)
+    "session_detail": 15,  # + the cached trend read (sessions.cache); 13 before the activity list; + new since
     "session_export": 15,
-    "run_detail": 7,
+    "run_detail": 8,  # + which of its signatures an earlier cycle had (selectors/novelty.py)
     "run_results_partial": 5,
-    "signature_detail": 15,
+    "signature_detail": 17,  # + the active quarantines among the tests it hit; + its comments (engineers: + assignable users)
     # an Edit or Cancel of one part of an analysis: the signature and the analysis the URL names, the
     # analysis again (+ steps, fixes), its edits
     "signature_whys_partial": 9,
-    "test_detail": 5,
+    "test_detail": 6,  # + its active quarantine (and, when quarantined, its passing streak)
     "deployment_detail": 6,
     "compare": 14,
     "compare_list_partial": 7,
@@ -109,9 +109,9 @@ def test_the_default_comparison_finds_the_previous_full_run(world, client, viewe
 
 @pytest.mark.django_db
 def test_the_engineers_view_of_a_signature_is_bounded_too(world, client, engineer, django_assert_max_num_queries):
-    """Engineers also get the merge candidates and every edit form."""
+    """Engineers also get the merge candidates, the people they may assign it to and every edit form."""
     client.force_login(engineer)
-    with django_assert_max_num_queries(BOUNDS["signature_detail"] + 1):
+    with django_assert_max_num_queries(BOUNDS["signature_detail"] + 2):
         response = client.get(reverse("signature_detail", args=[world["signature"].pk]))
     assert response.status_code == 200
     assert b"Start a five-whys analysis" in response.content

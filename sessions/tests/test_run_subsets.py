@@ -261,7 +261,7 @@ def test_a_signature_of_another_environment_is_not_found(session) -> None:
 
 
 def test_an_unknown_subset_is_refused(session) -> None:
-    with pytest.raises(Refused, match="subset must be one of p1, signature, got 'p2'"):
+    with pytest.raises(Refused, match="subset must be one of p1, signature, tests, got 'p2'"):
         queueing.request_tests(session, subset="p2")
 
 

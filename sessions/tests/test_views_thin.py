@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 SESSIONS = Path(__file__).resolve().parents[1]
-VIEW_MODULES = ["views.py", "views_operate.py"]
+VIEW_MODULES = ["views.py", "views_operate.py", "views_discussion.py"]
 
 
 @pytest.mark.parametrize("name", VIEW_MODULES)

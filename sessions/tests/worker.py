@@ -72,12 +72,22 @@ def database_url(settings_dict: dict) -> str:
 class Worker:
     """One ``celery worker`` process group, consuming its own queue."""
 
-    def __init__(self, *, concurrency: int = 2, log_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        concurrency: int = 2,
+        log_dir: Path,
+        env: dict[str, str] | None = None,
+        queue: str | None = None,
+        name: str | None = None,
+    ) -> None:
         from django.db import connection
 
-        self.queue = f"loopdash-test-{uuid.uuid4().hex[:10]}"
+        # Workers given the same queue share its tasks (the sharding tests); ``name`` tells them apart.
+        self.queue = queue or f"loopdash-test-{uuid.uuid4().hex[:10]}"
+        self.name = name or self.queue
         self.concurrency = concurrency
-        self.log_path = log_dir / f"worker-{self.queue}.log"
+        self.log_path = log_dir / f"worker-{self.name}.log"
         self.env = {
             **os.environ,
             "DATABASE_URL": database_url(connection.settings_dict),
@@ -96,7 +106,7 @@ class Worker:
             sys.executable, "-m", "sessions.tests.worker", self.queue,
             f"--concurrency={self.concurrency}", "--pool=prefork", "--loglevel=INFO",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
-            f"--hostname={self.queue}@%h",
+            f"--hostname={self.name}@%h",
         ]  # fmt: skip
         with open(self.log_path, "wb") as log:
             self.popen = subprocess.Popen(

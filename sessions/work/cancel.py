@@ -16,6 +16,7 @@ from ..models import (
 )
 from ..services.run_completion import complete_run
 from .errors import Refused
+from .shard_end import stop_queued_shards
 
 
 def cancel_run(run: TestRun, *, reason: str = "cancelled by a user") -> None:
@@ -28,6 +29,8 @@ def cancel_run(run: TestRun, *, reason: str = "cancelled by a user") -> None:
         complete_run(run, status=WorkStatus.CANCELLED)
         return
     if TestRun.objects.filter(pk=run.pk, status=WorkStatus.RUNNING).update(status=WorkStatus.CANCELLED):
+        # A sharded run: running shards stop at their next heartbeat; waiting ones never start.
+        stop_queued_shards(run)
         run.refresh_from_db()
         return
     run.refresh_from_db()

@@ -21,8 +21,9 @@ from ..models import (
     Deployment,
     WorkStatus,
 )
+from ..services import webhooks
 from ..services.lifecycle import on_deployment_succeeded
-from . import locks, runners
+from . import checkout, locks, runners
 from .cancel import cancel_waiting_runs
 
 log = logging.getLogger(__name__)
@@ -92,13 +93,27 @@ def execute_deployment(pk: int) -> None:
     env = deployment.environment
     folder = runners.fresh_dir("deployments", pk)
     log_path = folder / "output.log"
-    status, code, proc = WorkStatus.FAILED, None, None
+    status, code, proc, suite = WorkStatus.FAILED, None, None, None
     try:
-        args = runners.expand_command(env.deploy_command, revision=deployment.revision)
-        Deployment.objects.filter(pk=pk).update(command=args, log_path=str(log_path))
+        Deployment.objects.filter(pk=pk).update(log_path=str(log_path))
+        if env.repository:  # the deploy command runs in a checkout of the commit (work/checkout.py)
+            suite = checkout.prepare(
+                repository=env.repository,
+                ref=deployment.revision,
+                commit=deployment.commit_sha,
+                kind="deployment",
+                pk=pk,
+                working_dir=env.working_dir,
+                log_path=log_path,
+            )
+            Deployment.objects.filter(pk=pk).update(commit_sha=suite.commit)
+        cwd = suite.cwd if suite is not None else runners.resolve_working_dir(env.working_dir)
+        commit = suite.commit if suite is not None else deployment.commit_sha
+        args = runners.expand_command(env.deploy_command, revision=deployment.revision, commit=commit)
+        Deployment.objects.filter(pk=pk).update(command=args)
         proc = runners.GroupProcess(
             args,
-            cwd=runners.resolve_working_dir(env.working_dir),
+            cwd=cwd,
             env=runners.child_environment(env.env_vars),
             log_path=log_path,
             record_path=folder / runners.PROCESS_RECORD,
@@ -113,6 +128,8 @@ def execute_deployment(pk: int) -> None:
             status = WorkStatus.CANCELLED
         else:
             status = WorkStatus.SUCCEEDED if code == 0 else WorkStatus.FAILED
+    except checkout.CheckoutError as exc:
+        runners.append_log(log_path, f"not deployed: {checkout.one_line(str(exc))}")
     except runners.CommandError as exc:
         runners.append_log(log_path, f"cannot run the deploy command: {exc}")
     except Exception:
@@ -121,6 +138,7 @@ def execute_deployment(pk: int) -> None:
     finally:
         if proc is not None and proc.popen is not None:
             proc.finish()
+        checkout.release(suite)
         _finish_deployment(pk, status, code, log_path)
 
 
@@ -149,3 +167,4 @@ def _finish_deployment(pk: int, status: str, code: int | None, log_path: Path) -
         on_deployment_succeeded(deployment)
     else:
         cancel_waiting_runs(deployment)
+    webhooks.deployment_finished(deployment)

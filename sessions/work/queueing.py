@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from .. import tasks
 from ..models import (
+    SHARDS_MAX,
     Cycle,
     Deployment,
     Environment,
@@ -32,7 +33,7 @@ from ..models import (
 from ..services.ingestion.cycles import next_cycle, resolve_cycle
 from ..services.run_completion import complete_run
 from ..services.signatures import root_of
-from . import locks, runners
+from . import git, locks, runners
 from .cancel import cancel_waiting_runs
 from .errors import Refused
 from .reaper import reap_deployments, reap_if_due
@@ -44,7 +45,8 @@ EXPRESSION_MAX = 200
 # Subsets chosen by stored ids (run as a selection, like a rerun of chosen tests, but without a run to rerun).
 SUBSET_P1 = "p1"
 SUBSET_SIGNATURE = "signature"
-SUBSETS = (SUBSET_P1, SUBSET_SIGNATURE)
+SUBSET_TESTS = "tests"  # tests chosen by hand on a test list (case ids of the environment), no run to rerun
+SUBSETS = (SUBSET_P1, SUBSET_SIGNATURE, SUBSET_TESTS)
 # Characters an expression may not hold: control characters (NUL included) and every line separator
 # str.splitlines knows (argparse's argument files split on them): \n \r \v \f \x1c \x1d \x1e \x85 are Cc,
 # \u2028 is Zl, \u2029 is Zp; Cf (bidi overrides, zero-width) would hide what the page shows.
@@ -72,6 +74,31 @@ def deployed_now(env: Environment) -> Deployment | None:
     )
 
 
+def resolve_in_repository(env: Environment, revision: str | None) -> tuple[str, str]:
+    """(ref, commit) of a revision of the environment's repository; no revision: its default branch's head.
+
+    Asked from the web process (``git ls-remote`` for a URL, ``rev-parse`` for a path, at most
+    ``git.RESOLVE_TIMEOUT_S``), so that an unknown ref is refused (400, naming it) before anything is
+    queued. When the repository cannot be reached from here (credentials live on the workers, a path
+    that exists only there), the ref is queued unresolved and the worker's fetch decides: an unknown
+    ref then ends the work with that reason.
+    """
+    ref = (revision or "HEAD").strip()
+    try:
+        git.check_ref(ref)
+    except git.GitError as exc:
+        raise Refused(f"revision: {exc}", 400) from None
+    try:
+        name, commit = git.resolve(env.repository, ref)
+    except git.GitError as exc:
+        log.warning("could not resolve %s in %s from the web side (%s): left to the worker", ref, env.name, exc)
+        return ref, ""
+    if not commit:
+        shown = git.mask(env.repository)
+        raise Refused(f"unknown revision {ref!r}: not a branch, tag or commit of {shown} (environment {env.name})", 400)
+    return name, commit
+
+
 def check_revision(session: LoopSession, revision: str | None, *, rollback: bool = False) -> tuple[str, str]:
     """(revision, commit) for a deploy: a known revision of the environment, or its newest.
 
@@ -79,6 +106,8 @@ def check_revision(session: LoopSession, revision: str | None, *, rollback: bool
     is asked for, so that one click on a stale form never rolls staging back.
     """
     env = session.environment
+    if env.repository:
+        return resolve_in_repository(env, revision)
     revision = (revision or newest_revision(env) or "").strip()
     if not revision:
         raise Refused(f"no revision given and environment {env.name} lists none", 400)
@@ -200,17 +229,7 @@ def _selection(rerun_of: TestRun | None, scope: str, case_ids: Iterable[object] 
         if not chosen:
             raise Refused(f"run {rerun_of.pk} has no failed or errored test to rerun", 400)
     else:
-        chosen = []
-        for value in case_ids or []:
-            # ASCII digits, short enough for a bigint: "²".isdigit() is true but int("²") fails.
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | str)
-                or not re.fullmatch(r"[0-9]{1,18}", str(value))
-            ):
-                raise Refused(f"tests: test ids must be whole numbers (TestCase ids), got {value!r}", 400)
-            chosen.append(int(value))
-        chosen = list(dict.fromkeys(chosen))
+        chosen = _case_ids(case_ids)
         if not chosen:
             raise Refused("scope 'selected' needs at least one test id (tests)", 400)
         if len(chosen) > SELECTION_MAX:
@@ -220,6 +239,31 @@ def _selection(rerun_of: TestRun | None, scope: str, case_ids: Iterable[object] 
         if missing:
             shown = ", ".join(map(str, missing[:10]))
             raise Refused(f"test ids not in run {rerun_of.pk}: {shown}", 400)
+    return chosen
+
+
+def _case_ids(values: Iterable[object] | None) -> list[int]:
+    """TestCase ids as posted (numbers or digit strings), deduplicated in order; 400 for anything else."""
+    chosen = []
+    for value in values or []:
+        # ASCII digits, short enough for a bigint: "²".isdigit() is true but int("²") fails.
+        if isinstance(value, bool) or not isinstance(value, int | str) or not re.fullmatch(r"[0-9]{1,18}", str(value)):
+            raise Refused(f"tests: test ids must be whole numbers (TestCase ids), got {value!r}", 400)
+        chosen.append(int(value))
+    return list(dict.fromkeys(chosen))
+
+
+def chosen_case_ids(env: Environment, case_ids: Iterable[object] | None) -> list[int]:
+    """Tests chosen by hand on a test list: ids of the environment's TestCase rows, at most SELECTION_MAX.
+
+    Only ids travel: the node ids the worker passes on come from these rows, never from the request.
+    """
+    chosen = _bounded(_case_ids(case_ids), "tests: choose at least one test")
+    known = set(TestCase.objects.filter(environment=env, pk__in=chosen).values_list("pk", flat=True))
+    missing = [pk for pk in chosen if pk not in known]
+    if missing:
+        shown = ", ".join(map(str, missing[:10]))
+        raise Refused(f"tests: test ids not in environment {env.name}: {shown}", 400)
     return chosen
 
 
@@ -292,14 +336,17 @@ def signature_case_ids(env: Environment, signature_id: object) -> list[int]:
     return list(dict.fromkeys(hit.values_list("case_id", flat=True)[: SELECTION_MAX + 1]))
 
 
-def _subset_selection(env: Environment, subset: str, signature: object) -> list[int]:
-    """The stored case ids of a subset by ids: the P1 tests of the environment, or a signature's tests."""
+def _subset_selection(env: Environment, subset: str, signature: object, case_ids: Iterable[object] | None) -> list[int]:
+    """The stored case ids of a subset by ids: the P1 tests of the environment, a signature's tests, or
+    tests chosen by hand."""
     if subset == SUBSET_P1:
         ids = TestCase.objects.filter(environment=env, priority__iexact="P1").order_by("id")
         chosen = list(ids.values_list("pk", flat=True)[: SELECTION_MAX + 1])
         return _bounded(chosen, f"environment {env.name} has no P1 test (priorities come from the impact rules)")
     if subset == SUBSET_SIGNATURE:
         return _bounded(signature_case_ids(env, signature), f"signature #{signature} hit no test in its latest run")
+    if subset == SUBSET_TESTS:
+        return chosen_case_ids(env, case_ids)
     raise Refused(f"subset must be one of {', '.join(SUBSETS)}, got {subset!r}", 400)
 
 
@@ -334,11 +381,32 @@ def _label(
         what = "P1"
     elif subset == SUBSET_SIGNATURE:
         what = f"tests of signature #{signature}"
+    elif subset == SUBSET_TESTS:
+        what = f"{count} chosen test{'' if count == 1 else 's'}"
     else:
         what = "full suite"
     on = f" on {revision}" if revision else ""
     label = f"{what}{on}"
     return label if len(label) <= 200 else f"{what[: 199 - len(on)]}…{on}"
+
+
+def shard_count(env: Environment, shards: object, tests: int | None) -> int:
+    """How many shards a run gets: the request's number (1 to 32), else the environment's default.
+
+    Never more shards than tests when the tests are known now (a rerun, a selection): a one-test
+    rerun is one shard. A full run or an expression subset is capped once collected, on the worker.
+    """
+    if shards is None or shards == "":
+        count = env.default_shards or 1
+    else:
+        text = str(shards).strip()
+        if isinstance(shards, bool) or not isinstance(shards, int | str) or not re.fullmatch(r"[0-9]{1,3}", text):
+            raise Refused(f"shards must be a whole number from 1 to {SHARDS_MAX}, got {shards!r}", 400)
+        count = int(text)
+        if not 1 <= count <= SHARDS_MAX:
+            raise Refused(f"shards must be from 1 to {SHARDS_MAX}, got {count}", 400)
+    count = max(1, min(int(count), SHARDS_MAX))
+    return min(count, tests) if tests else count
 
 
 def _create_run(
@@ -355,6 +423,8 @@ def _create_run(
     keyword: object = None,
     subset: str | None = None,
     signature: object = None,
+    shards: object = None,
+    revision: str | None = None,
 ) -> TestRun:
     env = session.environment
     if not env.test_command:
@@ -366,7 +436,8 @@ def _create_run(
     by_expression = marker is not None or keyword is not None
     if scope == TestRun.Scope.SUBSET and not by_expression:
         raise Refused("scope 'subset' is what a marker or keyword expression runs: give marker or keyword", 400)
-    if (by_expression or subset is not None) and (rerun_of is not None or scope != TestRun.Scope.ALL or case_ids):
+    extra_ids = bool(case_ids) and subset != SUBSET_TESTS  # chosen tests are the one subset that takes ids
+    if (by_expression or subset is not None) and (rerun_of is not None or scope != TestRun.Scope.ALL or extra_ids):
         raise Refused("marker, keyword and subset run part of the suite: not with rerun, scope or tests", 400)
     if by_expression and subset is not None:
         raise Refused("choose one subset: a marker or keyword expression, or the P1 / a signature's tests", 400)
@@ -376,18 +447,19 @@ def _create_run(
     if expressions:
         scope, selection = TestRun.Scope.SUBSET, []
     elif subset is not None:
-        scope, selection = TestRun.Scope.SELECTED, _subset_selection(env, subset, signature)
+        scope, selection = TestRun.Scope.SELECTED, _subset_selection(env, subset, signature, case_ids)
     else:
         selection = _selection(rerun_of, scope, case_ids)
     if deployment is None:
         deployment = (
             Deployment.objects.filter(environment=env, status=WorkStatus.SUCCEEDED).order_by("-finished_at").first()
         )
+    suite_revision, suite_commit = _suite(env, deployment, revision)
     label = _label(
         scope=scope,
         rerun_of=rerun_of,
         count=len(selection),
-        revision=deployment.revision if deployment is not None else "",
+        revision=suite_revision or (deployment.revision if deployment is not None else ""),
         expressions=expressions,
         subset=subset,
         signature=signature,
@@ -408,7 +480,32 @@ def _create_run(
         keyword=expressions.get("keyword", ""),
         properties=_subset_properties(subset, signature),
         triggered_by=_user_or_none(user),
+        shards_requested=shard_count(env, shards, len(selection) if selection else None),
+        revision=suite_revision,
+        commit=suite_commit,
     )
+
+
+def _suite(env: Environment, deployment: Deployment | None, revision: str | None) -> tuple[str, str]:
+    """Which suite a run runs: the ref it names, else the commit deployed now (else the default branch).
+
+    Only with a repository; without one the worker runs whatever ``working_dir`` holds.
+    """
+    if revision is not None and not env.repository:
+        raise Refused(
+            f"revision: environment {env.name} has no repository, so its tests cannot be run at another "
+            "revision; deploy it instead",
+            400,
+        )
+    if not env.repository:
+        return "", ""
+    if (
+        revision is None
+        and deployment is not None
+        and (deployment.commit_sha or deployment.status == WorkStatus.QUEUED)
+    ):
+        return deployment.revision, deployment.commit_sha
+    return resolve_in_repository(env, revision)
 
 
 def request_tests(
@@ -423,13 +520,16 @@ def request_tests(
     keyword: str | None = None,
     subset: str | None = None,
     signature: object = None,
+    shards: object = None,
+    revision: str | None = None,
 ) -> TestRun:
     """Queue a test run: the whole suite, the failed / chosen tests of ``rerun_of``, or a subset.
 
     A subset is a ``marker`` and/or ``keyword`` expression (passed to the command through the
     environment's ``marker_args`` / ``keyword_args``, scope ``subset``), or tests chosen by stored ids
     (``subset="p1"``: the environment's P1 tests; ``subset="signature"`` with ``signature``: the tests
-    it hit in its latest run), run as a selection (scope ``selected``) like a rerun of chosen tests.
+    it hit in its latest run; ``subset="tests"`` with ``case_ids``: tests chosen on a test list), run as a
+    selection (scope ``selected``) like a rerun of chosen tests.
     """
     reap_if_due()
     with transaction.atomic():
@@ -444,6 +544,8 @@ def request_tests(
             keyword=keyword,
             subset=subset,
             signature=signature,
+            shards=shards,
+            revision=revision,
         )
         _enqueue_on_commit(lambda: tasks.run_tests.delay(run.pk), runs=[run])
     return run
@@ -456,6 +558,7 @@ def request_cycle(
     user: object = None,
     source: str = TestRun.Source.UI,
     rollback: bool = False,
+    shards: object = None,
 ) -> tuple[Deployment, TestRun]:
     """A new cycle: deploy, then run the suite, as one Celery chain.
 
@@ -471,6 +574,7 @@ def request_cycle(
             source=source,
             deployment=deployment,
             cycle=deployment.cycle,
+            shards=shards,
         )
         work = chain(tasks.deploy.si(deployment.pk), tasks.run_tests.si(run.pk))
         _enqueue_on_commit(work.apply_async, deployments=[deployment], runs=[run])

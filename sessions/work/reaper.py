@@ -31,6 +31,7 @@ from ..models import (
 from ..services.run_completion import complete_run
 from . import locks, runners
 from .cancel import cancel_waiting_runs
+from .shard_end import reap_shards
 
 log = logging.getLogger(__name__)
 
@@ -210,11 +211,17 @@ def reap_lost(*, bound_s: float | None = None) -> dict[str, int]:
     """
     cutoff = locks.stale_before(bound_s=bound_s)
     workers_runs = TestRun.objects.exclude(source=TestRun.Source.UPLOAD)
+    # A sharded run's heartbeat is its shards': they are reaped (retried once, or lost) one by one.
+    shards = reap_shards(bound_s=bound_s)
     lost_runs = _each(
-        workers_runs.filter(_stale(cutoff), status=WorkStatus.RUNNING), "run", lambda r: _lose_run(r, cutoff, bound_s)
+        workers_runs.filter(_stale(cutoff), status=WorkStatus.RUNNING, shards__isnull=True),
+        "run",
+        lambda r: _lose_run(r, cutoff, bound_s),
     )
     unfinished = _each(
-        workers_runs.filter(_stale(cutoff), status__in=TestRun.FINAL_STATUSES, summary_written=False),
+        workers_runs.filter(_stale(cutoff), status__in=TestRun.FINAL_STATUSES, summary_written=False).exclude(
+            shards__status__in=LIVE_STATUSES
+        ),
         "run",
         _write_missing_summary,
     )
@@ -226,7 +233,7 @@ def reap_lost(*, bound_s: float | None = None) -> dict[str, int]:
     )
     waiting = sum(_each([d], "deployment", cancel_waiting_runs) for d in failed_deploys)
     unclaimed = reap_unclaimed()
-    if lost_runs or lost_deployments or unclaimed:
+    if lost_runs or lost_deployments or unclaimed or shards:
         log.warning(
             "reaper: %s run(s) and %s deployment(s) lost, %s never claimed", lost_runs, lost_deployments, unclaimed
         )
@@ -236,4 +243,5 @@ def reap_lost(*, bound_s: float | None = None) -> dict[str, int]:
         "unfinished": unfinished,
         "waiting": waiting,
         "unclaimed": unclaimed,
+        "shards": shards,
     }

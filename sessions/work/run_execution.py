@@ -13,6 +13,7 @@ import logging
 import time
 import traceback
 from collections import Counter
+from pathlib import Path
 
 from django.db import IntegrityError
 from django.db.models import Q, Sum
@@ -33,8 +34,9 @@ from ..services import counting
 from ..services.ingestion.writer import ResultWriter
 from ..services.run_completion import complete_run
 from ..services.summary import COUNT_FIELD, pass_rate
-from . import locks, runners
+from . import checkout, locks, runners
 from .cancel import cancel_run, cancel_waiting_runs
+from .live_figures import LiveFigures
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +97,7 @@ class RunExecution:
         self.tail = FileTail(self.reportlog_path)
         self.counts: Counter[str] = Counter()
         self.tests_duration = 0.0
+        self.figures = LiveFigures(run.pk)  # the run page's live figures, read by its one poll
         self.info: RunInfo | None = None
         self.used_junit = False
         self.problem = ""
@@ -103,6 +106,8 @@ class RunExecution:
     # -- the command ---------------------------------------------------------------------------------------
 
     def revision(self) -> str:
+        if self.run.revision:
+            return self.run.revision
         if self.run.deployment_id and self.run.deployment:
             return self.run.deployment.revision
         return self.env.default_revision
@@ -119,7 +124,7 @@ class RunExecution:
         A marker or keyword goes in through the environment's template, inside one argument
         (``runners.subset_arguments``); chosen tests go through a file (``selection_arguments``).
         """
-        args = runners.expand_command(self.env.test_command, revision=self.revision())
+        args = self.expand(self.env.test_command)
         if self.run.scope == TestRun.Scope.SUBSET:
             if not (self.run.marker or self.run.keyword):
                 raise runners.CommandError("a subset run without a marker or keyword expression")
@@ -180,7 +185,7 @@ class RunExecution:
         try:
             child_env = runners.child_environment(self.env.env_vars)
             TestRun.objects.filter(pk=self.run.pk).update(log_path=str(self.log_path))
-            ending = self.check_health(child_env)
+            ending = self.prepare_suite(child_env) or self.check_health(child_env)
             if ending is not None:
                 status = self.decide(ending, None) if ending != runners.EXITED else WorkStatus.FINISHED
                 return  # the target is unreachable (excluded) or the run was cancelled meanwhile
@@ -191,7 +196,7 @@ class RunExecution:
             )
             self.proc = runners.GroupProcess(
                 args,
-                cwd=runners.resolve_working_dir(self.env.working_dir),
+                cwd=self.suite_dir(),
                 env=child_env,
                 log_path=self.log_path,
                 record_path=self.folder / runners.PROCESS_RECORD,
@@ -213,7 +218,81 @@ class RunExecution:
             if self.proc is not None and self.proc.popen is not None:
                 self.proc.finish()
             self.live.finish()  # never leave the reader's thread waiting
+            self.release_suite()
             self.finalize(status, code)
+
+    # -- the suite from a repository (work/checkout.py) -------------------------------------------------------
+
+    def prepare_suite(self, child_env: dict[str, str]) -> str | None:
+        """With a repository: the run's commit checked out in a fresh folder, its setup done or reused.
+
+        None when the suite is ready (or there is no repository); ``runners.STOPPED`` when the run was
+        cancelled during the setup. A repository that cannot be fetched, an unknown ref or a failing
+        setup excludes the run with that one-line reason and raises ``CheckoutError``: no test ran.
+        """
+        if not self.env.repository:
+            return None
+        shard = getattr(self, "shard", None)
+        try:
+            self.checkout = checkout.prepare(
+                repository=self.env.repository,
+                ref=self.revision(),
+                commit=self.wanted_commit(),
+                kind="shard" if shard is not None else "run",
+                pk=shard.pk if shard is not None else self.run.pk,
+                working_dir=self.env.working_dir,
+                log_path=self.log_path,
+            )
+            if self.run.commit != self.checkout.commit:
+                self.run.commit = self.checkout.commit
+                TestRun.objects.filter(pk=self.run.pk).update(commit=self.checkout.commit)
+            if self.env.setup_command:
+                checkout.run_setup(
+                    self.checkout,
+                    env_id=self.env.pk,
+                    command=self.env.setup_command,
+                    cache_files=self.env.setup_cache_files,
+                    expand=lambda template, setup_dir: self.expand(template, setup_dir=setup_dir),
+                    child_env=child_env,
+                    log_path=self.log_path,
+                    record_path=self.folder / runners.PROCESS_RECORD,
+                    timeout_s=self.env.timeout_s,
+                    tick=self.tick,
+                )
+        except checkout.SetupStopped:
+            return runners.STOPPED
+        except checkout.CheckoutError as exc:
+            reason = checkout.one_line(str(exc))
+            runners.append_log(self.log_path, f"{reason}; no test was run")
+            counting.exclude_automatically(self.run, f"suite not ready: {reason}")
+            raise checkout.CheckoutError(reason) from None
+        return None
+
+    def wanted_commit(self) -> str:
+        """The commit resolved when the run was asked for, else its deployment's (a cycle's run)."""
+        if self.run.commit:
+            return self.run.commit
+        deployment = self.run.deployment if self.run.deployment_id else None
+        if deployment is not None and deployment.commit_sha and deployment.revision == self.revision():
+            return deployment.commit_sha
+        return ""
+
+    def suite_dir(self) -> Path:
+        """Where the commands run: working_dir inside the checkout, else working_dir on the worker's disk."""
+        found = getattr(self, "checkout", None)
+        return found.cwd if found is not None else runners.resolve_working_dir(self.env.working_dir)
+
+    def expand(self, template: list, *, setup_dir: str | None = None) -> list[str]:
+        """A command of the environment with ``{revision}``, ``{commit}`` and ``{setup_dir}`` filled in."""
+        found = getattr(self, "checkout", None)
+        if setup_dir is None:
+            setup_dir = str(found.setup_dir) if found is not None and found.setup_dir else ""
+        commit = found.commit if found is not None else self.run.commit
+        return runners.expand_command(template, revision=self.revision(), commit=commit, setup_dir=setup_dir)
+
+    def release_suite(self) -> None:
+        checkout.release(getattr(self, "checkout", None))
+        self.checkout = None
 
     def check_health(self, child_env: dict[str, str]) -> str | None:
         """Run the environment's health check; None when it passed (or there is none).
@@ -224,11 +303,11 @@ class RunExecution:
         """
         if not self.env.health_check:
             return None
-        args = runners.expand_command(self.env.health_check, revision=self.revision())
+        args = self.expand(self.env.health_check)
         runners.append_log(self.log_path, f"health check: {' '.join(args)}")
         check = runners.GroupProcess(
             args,
-            cwd=runners.resolve_working_dir(self.env.working_dir),
+            cwd=self.suite_dir(),
             env=child_env,
             log_path=self.log_path,
             record_path=self.folder / runners.PROCESS_RECORD,
@@ -277,6 +356,7 @@ class RunExecution:
         """Once a second: store new results, then heartbeat; False when the run was cancelled or declared lost."""
         self.read_reportlog()
         counts = self.counts
+        self.figures.observe(sum(counts.values()))
         return bool(
             TestRun.objects.filter(pk=self.run.pk, status=WorkStatus.RUNNING).update(
                 heartbeat_at=timezone.now(),
@@ -291,6 +371,7 @@ class RunExecution:
                 xpassed=counts["xpassed"],
                 pass_rate=pass_rate(counts["passed"], counts["failed"], counts["errors"]),
                 tests_duration_s=self.tests_duration,
+                live_figures=self.figures.as_json(),
             )
         )
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-PLACEHOLDERS = ("{python}", "{revision}")
+PLACEHOLDERS = ("{python}", "{revision}", "{commit}", "{setup_dir}")
 # Keys of the worker's own environment that a command must not inherit.
 _PRIVATE_ENV = frozenset({"DATABASE_URL", "SECRET_KEY", "DJANGO_SETTINGS_MODULE", "CELERY_BROKER_URL"})
 _PRIVATE_PREFIXES = ("CELERY_", "LOOPDASH_TEST_")
@@ -53,7 +53,9 @@ class CommandError(ValueError):
 # -- building a command ------------------------------------------------------------------------------------
 
 
-def expand_command(template: Sequence[object], *, revision: str = "") -> list[str]:
+def expand_command(
+    template: Sequence[object], *, revision: str = "", commit: str = "", setup_dir: str = ""
+) -> list[str]:
     """The argument list with ``{python}`` and ``{revision}`` filled in, each inside its own argument.
 
     Plain ``str.replace`` rather than ``str.format``: other braces in an argument (a JSON value, a
@@ -65,7 +67,8 @@ def expand_command(template: Sequence[object], *, revision: str = "") -> list[st
     for item in template:
         if not isinstance(item, str):
             raise CommandError(f"every argument must be a string, got {item!r}")
-        args.append(item.replace("{python}", sys.executable).replace("{revision}", revision))
+        expanded = item.replace("{python}", sys.executable).replace("{revision}", revision)
+        args.append(expanded.replace("{commit}", commit).replace("{setup_dir}", setup_dir))
     return args
 
 
@@ -359,6 +362,7 @@ class GroupProcess:
 SELECT_PLUGIN = "loopdash_select"
 SELECTION_FILE = "selection.json"
 _SELECT_PLUGIN_PATH = Path(__file__).parent / "runner_plugins" / f"{SELECT_PLUGIN}.py"
+SELECT_PLUGIN_PATH = _SELECT_PLUGIN_PATH  # also copied for a sharded run's collection (work.shard_planning)
 
 
 def selection_arguments(nodeids: list[str], folder: Path, env: dict[str, str]) -> list[str]:

@@ -22,7 +22,10 @@ def environment_name(value: str) -> str:
 
 
 class Command(BaseCommand):
-    help = "Ingest JUnit XML or pytest report-log files (optionally .gz), one run per file."
+    help = (
+        "Ingest result files, one run per file: JUnit XML, pytest report-log, TRX (.trx), NUnit 3 or "
+        "xUnit.net v2 XML, go test -json (.json/.jsonl); any of them gzipped. The format is read from the content."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("files", nargs="+", type=Path)

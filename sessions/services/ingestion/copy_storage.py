@@ -32,7 +32,9 @@ PRELOAD_LIMIT = 20_000  # cases of an environment read at once; above it, each b
 BATCH_CHARS = 16_000_000  # a batch also ends at this much failure text, whatever its length
 _CASE_COLUMNS = "id, environment_id, nodeid, nodeid_hash, name, file, module, priority, area_id, markers, created_at"
 _NEXTVAL = "SELECT nextval(%s::regclass) FROM generate_series(1, %s)"
-_RESULT_COLUMNS = "run_id, case_id, outcome, duration, suspect, phase, message, details, signature_id, properties"
+_RESULT_COLUMNS = (
+    "run_id, case_id, outcome, duration, suspect, phase, message, details, signature_id, properties, attempts"
+)
 
 
 def _copy_field(text: str) -> str:
@@ -159,8 +161,11 @@ class CopyStorage:
             else:
                 props = "\\N"
             sig = signature_ids.get(id(result), "\\N") if outcome in FAILING else "\\N"
+            tries = result.attempts
+            tries = field(dumps(clean_json(tries))) if tries else "\\N"
             add_line(
-                f"{prefix}{case_id}\t{outcome}\t{took}\t{suspect}\t{phase}\t{message}\t{details}\t{sig}\t{props}\n"
+                f"{prefix}{case_id}\t{outcome}\t{took}\t{suspect}\t{phase}\t{message}\t{details}\t{sig}\t{props}"
+                f"\t{tries}\n"
             )
         worker.copy(f"COPY {TestResult._meta.db_table} ({_RESULT_COLUMNS}) FROM STDIN", _copy_bytes("".join(lines)))
         return len(batch)

@@ -62,6 +62,7 @@ class OrmStorage:
                     details=clean_text(result.details),
                     signature_id=signature_ids.get(id(result)),
                     properties=props,
+                    attempts=clean_json(result.attempts) if result.attempts else None,
                 )
             )
         TestResult.objects.bulk_create(rows, batch_size=500)

@@ -1,14 +1,16 @@
 """The failure signature of each failed or errored result of a batch: found, or created.
 
-Both storage engines call ``resolve_signatures`` before they write a batch's results. A fingerprint
-already met by the writer costs nothing; the others are looked up in one query and the missing ones
+Both storage engines call ``resolve_signatures`` before they write a batch's results. The key is the
+exception type, the masked message and the failure's site in the project (``ingest.fingerprint.
+signature_key``); the site is read from each traceback, and a key already met by the writer costs
+nothing more; the others are looked up in one query and the missing ones
 created in one ``bulk_create``, labelled with the first category whose pattern matches. A signature
 merged into another one resolves to the signature that receives its results (``root_of``).
 """
 
 from __future__ import annotations
 
-from ...ingest.fingerprint import fingerprint
+from ...ingest.fingerprint import key_with_site, site_of
 from ...ingest.records import INTERRUPTED_MESSAGE, ParsedResult
 from ...models import FailureSignature
 from ..signatures import category_for, root_of
@@ -32,12 +34,13 @@ def resolve_signatures(state: WriterState, batch: list[ParsedResult], undo: Undo
         result.error_type = error_type = clean_text(result.error_type)
         result.message = message = clean_text(result.message)
         text = message or clean_text(result.details[:500])
-        key = (error_type, text)
+        site = site_of(error_type, result.details)
+        key = (error_type, text, site)
         found = memo.get(key)
         if found is None:
             if len(memo) > MEMO_LIMIT:
                 memo.clear()
-            found = memo[key] = fingerprint(error_type, text)
+            found = memo[key] = key_with_site(error_type, text, site)
         fp = found[0]
         wanted[id(result)] = fp
         if fp not in known and fp not in new:

@@ -55,7 +55,7 @@ class WriterState:
             Q(environment=self.environment) | Q(environment__isnull=True), match=ImpactRule.Match.GLOB
         )
         self.by_markers: dict[tuple[str, ...], tuple[str, int | None]] | None = None if globs.exists() else {}
-        self.fingerprints: dict[tuple[str, str], tuple[str, str]] = {}  # (error type, text) → fingerprint
+        self.fingerprints: dict[tuple[str, str, tuple[str, ...]], tuple[str, str]] = {}  # (type, text, site) → key
 
     def classify(self, nodeid: str, markers: tuple[str, ...]) -> tuple[str, int | None]:
         """A new case's priority and business area id, remembered by marker set when no glob rule exists."""

@@ -25,8 +25,11 @@ from typing import Any
 _state: dict[str, object] = {}
 
 
-def _load(config: Any) -> tuple[set[str], set[Path] | None]:  # pytest's Config: no pytest import here
+def _load(config: Any) -> tuple[set[str] | None, set[Path] | None]:  # pytest's Config: no pytest import here
     if "wanted" not in _state:
+        if not os.environ.get("LOOPDASH_SELECTION_FILE"):
+            _state["wanted"], _state["paths"] = None, None  # collecting a whole suite: no selection
+            return None, None
         with open(os.environ["LOOPDASH_SELECTION_FILE"], encoding="utf-8") as handle:
             wanted = {str(n) for n in json.load(handle) if isinstance(n, str) and n}
         root = Path(str(config.rootpath))
@@ -64,6 +67,8 @@ def pytest_ignore_collect(collection_path: Path, config: Any) -> bool | None:
 
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
     wanted, _paths = _load(config)
+    if wanted is None:
+        return
     keep, drop = [], []
     for item in items:
         parts = item.nodeid.split("::")
@@ -72,3 +77,24 @@ def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+# -- collecting for a sharded run --------------------------------------------------------------------------------
+# With ``LOOPDASH_COLLECT_FILE`` set (``pytest --collect-only -p loopdash_select``), the plugin writes the node
+# ids pytest would run, after ``-m`` / ``-k`` and any selection, as a JSON object: ``tests`` in collection
+# order, and ``broken``, the collectors that failed (a module that does not import). loopdash splits that
+# list into shards; a broken module goes to one shard whole, where its error is reported as in any run.
+
+
+def pytest_collectreport(report: Any) -> None:
+    if os.environ.get("LOOPDASH_COLLECT_FILE") and report.failed:
+        _state.setdefault("broken", []).append(report.nodeid)  # type: ignore[union-attr]
+
+
+def pytest_collection_finish(session: Any) -> None:
+    target = os.environ.get("LOOPDASH_COLLECT_FILE")
+    if not target:
+        return
+    data = {"tests": [item.nodeid for item in session.items], "broken": list(_state.get("broken", []))}
+    with open(target, "w", encoding="utf-8") as handle:
+        json.dump(data, handle)

@@ -1,0 +1,3 @@
+module example.com/loopdashgo
+
+go 1.19
