@@ -164,8 +164,8 @@ def feed(run_ids: list[int], seconds: float, per_tick: int) -> None:
     from sessions.ingest.records import Outcome, ParsedResult
     from sessions.models import TestRun, WorkStatus
     from sessions.services.ingestion.writer import ResultWriter
+    from sessions.services.live_figures import LiveFigures
     from sessions.services.summary import pass_rate
-    from sessions.work.live_figures import LiveFigures
 
     suite = build_suite(1800, 1, 0.02)
     writers = {pk: ResultWriter(TestRun.objects.get(pk=pk)) for pk in run_ids}

@@ -320,7 +320,7 @@ class TestRun(models.Model):
     current_test = models.CharField(max_length=1000, blank=True)
     properties = models.JSONField(default=dict, blank=True)
     # What the worker knows while the run is live, written with the live counts once a second: the recent
-    # rate (tests/s), counts by priority, failures by signature as they arrive (work/live_figures.py).
+    # rate (tests/s), counts by priority, failures by signature as they arrive (services/live_figures.py).
     live_figures = models.JSONField(default=dict, blank=True)
 
     # The summary, written once when the run ends (and as running counts while it is live).

@@ -1,7 +1,7 @@
 """The live run page's one poll: the cards, the progress, the newest failures by signature, the counts by priority.
 
 Everything comes from the run's own row (the live counts and ``live_figures``, written together by its
-worker once a second: ``work/live_figures.py``), plus one query by primary key for the titles of the
+worker once a second: ``services/live_figures.py``), plus one query by primary key for the titles of the
 signatures shown (a title may be renamed while the run runs). No result is counted or grouped here.
 """
 

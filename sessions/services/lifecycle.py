@@ -25,6 +25,7 @@ summary in ``summary._write_signature_counts``; recorded in its history here).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from django.db import transaction
@@ -75,8 +76,12 @@ def _mark_deployed(fix: Fix, deployment: Deployment) -> bool:
     return True
 
 
-def on_deployment_succeeded(deployment: Deployment) -> list[Fix]:
-    """Mark pending fixes whose commit this deployment carries as deployed."""
+def on_deployment_succeeded(deployment: Deployment, contained: Collection[str] = ()) -> list[Fix]:
+    """Mark pending fixes whose commit this deployment carries as deployed.
+
+    ``contained``: fix commits the worker found among the deployed commit's ancestors (an environment
+    with a repository); without a repository only the deployed commit itself carries a fix.
+    """
     if not deployment.commit_sha:
         return []
     marked = []
@@ -85,7 +90,8 @@ def on_deployment_succeeded(deployment: Deployment) -> list[Fix]:
     ).select_related("analysis")
     with transaction.atomic():
         for fix in candidates:
-            if commit_matches(fix.sha, deployment.commit_sha) and _mark_deployed(fix, deployment):
+            carried = fix.sha in contained or commit_matches(fix.sha, deployment.commit_sha)
+            if carried and _mark_deployed(fix, deployment):
                 marked.append(fix)
     return marked
 

@@ -30,10 +30,12 @@ The steps:
 
 The status is final before step 1 starts. A step that fails after the summary leaves the run ended
 with its summary written (the worker wrote the status first); the failure is raised to the caller.
-Later features (run verdicts, notifications) are further steps here.
+Steps 1 and 2 commit together, so that nobody reads a written summary whose counting is still undecided.
 """
 
 from __future__ import annotations
+
+from django.db import transaction
 
 from ..ingest.records import RunInfo
 from ..models import TestRun
@@ -45,8 +47,9 @@ def complete_run(
     run: TestRun, *, status: str, writer: StoredResults | None = None, info: RunInfo | None = None
 ) -> TestRun:
     """End ``run`` in ``status``: write its summary, then follow up, in the order the module lists."""
-    run = write_summary(run, writer, info, status=status)
-    counting.decide(run)
+    with transaction.atomic():  # a reader never sees a written summary whose counting is not decided yet
+        run = write_summary(run, writer, info, status=status)
+        counting.decide(run)
     signatures.absorb_merged(run.pk)
     lifecycle.record_regressions(run)
     lifecycle.judge_fixes(run)

@@ -126,5 +126,6 @@ def test_the_openapi_description_lists_every_endpoint(client):
         "/runs/{id}/include",
         "/sessions/{slug}/runs/live",
         "/runs/{id}/finish",
+        "/environments/{name}",
         "/environments/{name}/quarantine",
     }

@@ -215,3 +215,26 @@ def test_the_openapi_description_has_both_methods_of_results(client) -> None:
     paths = client.get("/api/v1/openapi.json").json()["paths"]
     assert set(paths["/runs/{id}/results"]) == {"get", "post"}  # the two parts' methods are merged
     assert set(paths["/sessions/{slug}/runs/live"]) == set(paths["/runs/{id}/finish"]) == {"post"}
+
+
+def test_the_live_run_page_figures_follow_the_batches(client, token) -> None:
+    """Any web process may take the next batch: the failures by signature go on from the saved state."""
+    run_id = open_run(client, token)["id"]
+    first = [START, *samples.failing("tests/test_w.py::test_a", "ConnectionError: refused")]
+    assert post(client, token, run_id, lines(first)).status_code == 200
+    figures = TestRun.objects.get(pk=run_id).live_figures
+    assert figures["signature_count"] == 1 and figures["signatures"][0]["results"] == 1
+    assert figures["signatures"][0]["test"] == "tests/test_w.py::test_a"
+
+    second = [
+        *samples.failing("tests/test_w.py::test_b", "ConnectionError: refused"),
+        *samples.failing("tests/test_w.py::test_c", "TimeoutError: after 120 s"),
+        *samples.passing("tests/test_w.py::test_d"),
+    ]
+    assert post(client, token, run_id, lines(second)).status_code == 200
+    figures = TestRun.objects.get(pk=run_id).live_figures
+    assert figures["signature_count"] == 2
+    by_test = {entry["test"]: entry["results"] for entry in figures["signatures"]}
+    assert by_test == {"tests/test_w.py::test_b": 2, "tests/test_w.py::test_c": 1}  # newest failure of each
+    assert figures["signatures"][0]["test"] == "tests/test_w.py::test_c"  # newest first
+    assert figures["state"]["seen_total"] == 4

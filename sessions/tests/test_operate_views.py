@@ -252,7 +252,7 @@ def test_the_progress_partial_polls_while_the_run_is_live(client, viewer, sessio
         status=WorkStatus.RUNNING, started_at=timezone.now() - timezone.timedelta(seconds=30),
         total=40, passed=37, failed=2, errors=1, tests_duration_s=20.0,
         current_test="tests/test_e2e.py::test_chat", properties={"eta": {"expected_tests": 100, "expected_s": 50.0}},
-        live_figures={"rate": 2.0},  # tests a second lately, measured by the worker (work/live_figures.py)
+        live_figures={"rate": 2.0},  # tests a second lately, measured by the worker (services/live_figures.py)
     )  # fmt: skip
     response = client.get(f"/runs/{live.pk}/progress/", headers=HX)
     html = response.content.decode()

@@ -26,9 +26,12 @@ from django.test import Client
 from sessions.models import (
     DEPLOY_FINAL_STATUSES,
     LIVE_STATUSES,
+    Analysis,
     Cycle,
     Deployment,
     Environment,
+    FailureSignature,
+    Fix,
     LoopSession,
     TestResult,
     TestRun,
@@ -267,6 +270,34 @@ def test_each_run_runs_the_suite_of_its_commit(tmp_path: Path, viewer) -> None:
     client.force_login(viewer)
     page = client.get(f"/runs/{run_a.pk}/").content.decode()
     assert f'<code id="run-commit">{first[:12]}</code>' in page
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("celery_worker")
+def test_a_fix_is_deployed_by_any_deploy_of_a_commit_that_contains_it(tmp_path: Path) -> None:
+    repo, first, second = make_repo(tmp_path)
+    session = make_session("repo-fixes", str(repo))
+    signature = FailureSignature.objects.create(
+        environment=session.environment, fingerprint="f" * 40, normalized="AssertionError: arithmetic", title="math"
+    )
+    analysis = Analysis.objects.create(signature=signature, problem="1 + 1 is 3 at A")
+    fix_in_b = Fix.objects.create(analysis=analysis, sha=second[:10])  # abbreviated, as people paste them
+    elsewhere = Fix.objects.create(analysis=analysis, sha="0123456789abcdef")  # a commit the repository lacks
+
+    at_a = deploy(session, "v1")  # A does not contain B
+    fix_in_b.refresh_from_db()
+    assert fix_in_b.status == Fix.Status.PENDING
+
+    sh_git(repo, "checkout", "-q", "-b", "later")
+    third = commit(repo, "C", {"tests/test_app.py": SUITE_C})
+    at_c = deploy(session, "later")  # C descends from B: it carries B's fix
+    assert at_c.commit_sha == third and at_a.commit_sha == first
+    fix_in_b.refresh_from_db()
+    elsewhere.refresh_from_db()
+    assert (fix_in_b.status, fix_in_b.deployment_id) == (Fix.Status.DEPLOYED, at_c.pk)
+    assert elsewhere.status == Fix.Status.PENDING
+    assert list(at_c.fixes.all()) == [fix_in_b]  # what the deployment page lists as the fixes it carried
 
 
 @pytest.mark.worker

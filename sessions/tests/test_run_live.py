@@ -17,13 +17,13 @@ from sessions.ingest.records import Outcome, ParsedResult
 from sessions.models import Environment, ImpactRule, LoopSession, TestRun, WorkStatus
 from sessions.services.ingestion.cycles import resolve_cycle
 from sessions.services.ingestion.writer import ResultWriter
+from sessions.services.live_figures import LiveFigures
 from sessions.services.run_completion import complete_run
 from sessions.templatetags.operate import time_left
 from sessions.tests.test_operate_views import HX
 from sessions.tests.test_tasks_integration import ended_run, make_session, on_worker, wait_for, write_suite
 from sessions.tests.worker import celery_worker  # noqa: F401 - the fixture
 from sessions.work import queueing
-from sessions.work.live_figures import LiveFigures
 
 
 @pytest.fixture

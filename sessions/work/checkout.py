@@ -29,7 +29,7 @@ import secrets
 import shutil
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,6 +200,23 @@ def check_out(mirror: Path, commit: str, kind: str, pk: int, working_dir: str) -
         release(Checkout(root=folder, commit=commit, cwd=folder, mirror=mirror))
         raise CheckoutError(f"working directory {working_dir!r} does not exist in commit {commit[:12]}")
     return Checkout(root=folder, commit=commit, cwd=cwd, mirror=mirror)
+
+
+def contained(mirror: Path, commit: str, candidates: Iterable[str]) -> set[str]:
+    """The candidates (commit ids, full or abbreviated) that ``commit`` contains: itself or its ancestors.
+
+    A fix is deployed by any deploy of a commit that descends from it, not only by a deploy of the fix
+    commit itself. Only the worker has the repository, so it answers this while the deploy's mirror is
+    at hand; a candidate the mirror does not know is not contained.
+    """
+    found = set()
+    for sha in candidates:
+        if (
+            git.SHA_RE.match(sha)
+            and git.run(["-C", str(mirror), "merge-base", "--is-ancestor", sha, commit], check=False).returncode == 0
+        ):
+            found.add(sha)
+    return found
 
 
 def release(checkout: Checkout | None) -> None:

@@ -19,6 +19,7 @@ from django.utils import timezone
 from ..models import (
     DEPLOY_FINAL_STATUSES,
     Deployment,
+    Fix,
     WorkStatus,
 )
 from ..services import webhooks
@@ -93,7 +94,7 @@ def execute_deployment(pk: int) -> None:
     env = deployment.environment
     folder = runners.fresh_dir("deployments", pk)
     log_path = folder / "output.log"
-    status, code, proc, suite = WorkStatus.FAILED, None, None, None
+    status, code, proc, suite, carried = WorkStatus.FAILED, None, None, None, set()
     try:
         Deployment.objects.filter(pk=pk).update(log_path=str(log_path))
         if env.repository:  # the deploy command runs in a checkout of the commit (work/checkout.py)
@@ -128,6 +129,8 @@ def execute_deployment(pk: int) -> None:
             status = WorkStatus.CANCELLED
         else:
             status = WorkStatus.SUCCEEDED if code == 0 else WorkStatus.FAILED
+        if status == WorkStatus.SUCCEEDED and suite is not None and suite.mirror is not None:
+            carried = checkout.contained(suite.mirror, suite.commit, _pending_fix_commits(env.pk))
     except checkout.CheckoutError as exc:
         runners.append_log(log_path, f"not deployed: {checkout.one_line(str(exc))}")
     except runners.CommandError as exc:
@@ -139,10 +142,18 @@ def execute_deployment(pk: int) -> None:
         if proc is not None and proc.popen is not None:
             proc.finish()
         checkout.release(suite)
-        _finish_deployment(pk, status, code, log_path)
+        _finish_deployment(pk, status, code, log_path, carried)
 
 
-def _finish_deployment(pk: int, status: str, code: int | None, log_path: Path) -> None:
+def _pending_fix_commits(environment_id: int) -> list[str]:
+    return list(
+        Fix.objects.filter(status=Fix.Status.PENDING, analysis__signature__environment_id=environment_id)
+        .values_list("sha", flat=True)
+        .distinct()
+    )
+
+
+def _finish_deployment(pk: int, status: str, code: int | None, log_path: Path, carried: set[str] | None = None) -> None:
     """Write the final status (the row's own when a cancel or the reaper got there first), then follow up."""
     with transaction.atomic():
         row = Deployment.objects.select_for_update().get(pk=pk)
@@ -164,7 +175,7 @@ def _finish_deployment(pk: int, status: str, code: int | None, log_path: Path) -
         )
     deployment = Deployment.objects.get(pk=pk)
     if status == WorkStatus.SUCCEEDED:
-        on_deployment_succeeded(deployment)
+        on_deployment_succeeded(deployment, contained=carried or ())
     else:
         cancel_waiting_runs(deployment)
     webhooks.deployment_finished(deployment)

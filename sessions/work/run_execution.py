@@ -32,11 +32,11 @@ from ..models import (
 )
 from ..services import counting
 from ..services.ingestion.writer import ResultWriter
+from ..services.live_figures import LiveFigures
 from ..services.run_completion import complete_run
 from ..services.summary import COUNT_FIELD, pass_rate
 from . import checkout, locks, runners
 from .cancel import cancel_run, cancel_waiting_runs
-from .live_figures import LiveFigures
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +207,8 @@ class RunExecution:
             if ending == runners.TIMED_OUT:
                 runners.append_log(self.log_path, f"timed out after {self.env.timeout_s} s: process group killed")
             self.collect_rest()
+            self.figures.observe(sum(self.counts.values()))  # the last lines too: the figures end complete
+            TestRun.objects.filter(pk=self.run.pk).update(live_figures=self.figures.as_json())
             status = self.decide(ending, code)
         except runners.CommandError as exc:
             self.problem = str(exc)

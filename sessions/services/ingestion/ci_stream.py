@@ -18,6 +18,7 @@ Each batch (an empty one too) is the run's heartbeat; a run whose client falls s
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ from ...ingest.live import LiveReportLog
 from ...ingest.records import IngestError, ParsedResult, RunInfo
 from ...ingest.reportlog import INCOMPLETE_EXITSTATUS
 from ...models import LiveStream, LoopSession, TestRun, WorkStatus
+from ..live_figures import LiveFigures
 from ..run_completion import complete_run
 from ..signatures import acting_user
 from ..summary import COUNT_FIELD, pass_rate
@@ -254,8 +256,14 @@ def add_batch(pk: int, body: bytes, *, batch_number: int | None = None) -> Batch
         stream.batches = batch_number if batch_number is not None else stream.batches + 1
         stream.lines += body.count(b"\n")
         stream.save()
+        counts = _live_counts(run, results)
+        figures = LiveFigures.resume(pk, run.live_figures)  # the run page's cards, as a worker's run has them
+        figures.observe(counts["total"], now=time.time())
         TestRun.objects.filter(pk=pk).update(
-            heartbeat_at=timezone.now(), current_test=_last_nodeid(results, pending), **_live_counts(run, results)
+            heartbeat_at=timezone.now(),
+            current_test=_last_nodeid(results, pending),
+            live_figures=figures.as_json(with_state=True),
+            **counts,
         )
     return BatchOutcome(stored=len(results), in_flight=in_flight)
 

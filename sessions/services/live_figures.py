@@ -1,5 +1,10 @@
 """What a live run's page shows beyond its counts, kept by the process that stores the run's results.
 
+Two kinds of process store results: a worker running the suite (one ``LiveFigures`` for the whole run,
+in memory) and a web process taking a CI client's batch (any process may get the next batch, so the
+figures go on from the state the last batch saved in the row: ``as_json(with_state=True)`` and
+``LiveFigures.resume``).
+
 The run page polls one partial every 2 s; it must not count or group results on each poll (a
 100,000-result run would make every poll scan them). So the worker, which knows when it stored new
 results, reads only the rows stored since its last look (``id > last``, on the ``result_run_outcome``
@@ -24,7 +29,7 @@ from collections import deque
 from django.db.models import Count, Max
 
 from ..models import Outcome, TestResult
-from ..services.summary import COUNT_FIELD, pass_rate
+from .summary import COUNT_FIELD, pass_rate
 
 RATE_WINDOW_S = 30.0  # the rate is measured over about this long: recent, not since the start
 RATE_MIN_SPAN_S = 3.0  # below this span (or before the first result) there is no rate yet
@@ -97,7 +102,26 @@ class LiveFigures:
             first_line = (message or "").split("\n", 1)[0]
             entry.update(newest=pk, test=nodeid[:NODEID_CHARS], message=first_line[:MESSAGE_CHARS])
 
-    def as_json(self) -> dict:
+    @classmethod
+    def resume(cls, run_id: int, saved: object) -> LiveFigures:
+        """Figures that go on from a state ``as_json(with_state=True)`` wrote (none or unreadable: from scratch)."""
+        figures = cls(run_id)
+        state = saved.get("state") if isinstance(saved, dict) else None
+        if not isinstance(state, dict):
+            return figures
+        try:
+            figures.last_id = int(state["last_id"])
+            figures.seen_total = int(state["seen_total"])
+            figures.samples = deque((float(t), int(n)) for t, n in state["samples"])
+            figures.by_priority = {
+                str(k): {str(f): int(n) for f, n in v.items()} for k, v in state["by_priority"].items()
+            }
+            figures.signatures = {int(e["id"]): dict(e) for e in state["signatures"]}
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return cls(run_id)  # a row written by another version: start again from the next results
+        return figures
+
+    def as_json(self, *, with_state: bool = False) -> dict:
         rate, span = self.rate()
         by_priority = {}
         for name, bucket in sorted(self.by_priority.items()):
@@ -115,4 +139,13 @@ class LiveFigures:
             "by_priority": by_priority,
             "signatures": newest_first[:SIGNATURES_KEPT],
             "signature_count": len(self.signatures),
+        } | ({"state": self._state()} if with_state else {})
+
+    def _state(self) -> dict:
+        return {
+            "last_id": self.last_id,
+            "seen_total": self.seen_total,
+            "samples": [list(sample) for sample in self.samples],
+            "by_priority": self.by_priority,
+            "signatures": list(self.signatures.values()),
         }
