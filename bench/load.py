@@ -131,13 +131,14 @@ class User(threading.Thread):
         if self.watcher:
             page_url, live_url = self.rng.choice(self.plan["live_urls"])
             self.get("live run", page_url)
-            polls = 0
             while not self.stop_event.is_set():
                 self.pause(2.0)
                 if self.stop_event.is_set():
                     break
-                polls += 1
-                if polls % 15 == 0:  # now and then the watcher reloads the page
+                # Now and then (one poll in 15 on average) the watcher reloads the page. At random, not
+                # every 15th poll: watchers arrive together, and a fixed count made them all reload in
+                # the same second, so the page's samples measured that burst rather than the page.
+                if self.rng.random() < 1 / 15:
                     self.get("live run", page_url)
                 else:
                     self.get("live partial", live_url, htmx=True)
