@@ -63,7 +63,7 @@ from .records import (
     RunInfo,
 )
 from .source import CHUNK, Source
-from .xml_guard import LineCount, TooDeep, expat_error, read_prolog, refuse_doctype, syntax_error
+from .xml_guard import LineCount, TooDeep, expat_error, pull_parser, read_prolog, refuse_doctype, syntax_error
 
 ROOTS = (b"testsuites", b"testsuite")
 # Any root other than these four formats' comes here and is refused by this wording.
@@ -106,17 +106,7 @@ def parse_junit(src: Source, info: RunInfo) -> Iterator[ParsedResult]:
 def _parse_lxml(src: Source, info: RunInfo) -> Iterator[ParsedResult]:
     source = src.source
     data = read_prolog(src, ROOTS, EXPECTED)
-    parser = etree.XMLPullParser(
-        events=("end",),
-        tag=_TAGS,
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        huge_tree=True,
-        remove_comments=True,
-        remove_pis=True,
-        encoding=src.encoding,
-    )
+    parser = pull_parser(_TAGS, src.encoding)
     state = _State(info)
     held = _Lookback()
     lines = LineCount()

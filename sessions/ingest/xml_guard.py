@@ -150,6 +150,22 @@ def root_name(head: bytes) -> bytes | None:
     return None
 
 
+def pull_parser(tags: object, encoding: str | None) -> etree.XMLPullParser:
+    """The one way result files are parsed: no entity expansion, no network, no DTD, comments and
+    processing instructions dropped; events only at the end of the elements named in ``tags``."""
+    return etree.XMLPullParser(
+        events=("end",),
+        tag=tags,
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=True,
+        remove_comments=True,
+        remove_pis=True,
+        encoding=encoding,
+    )
+
+
 def refuse_doctype(source: str, el: etree._Element) -> None:
     """Second line of defence: a DTD that slipped past the prolog scan (an exotic encoding)."""
     docinfo = el.getroottree().docinfo

@@ -16,7 +16,7 @@ from lxml import etree
 
 from .records import IngestError
 from .source import CHUNK, Source
-from .xml_guard import LineCount, TooDeep, read_prolog, refuse_doctype, syntax_error
+from .xml_guard import LineCount, TooDeep, pull_parser, read_prolog, refuse_doctype, syntax_error
 
 
 def element_ends(
@@ -25,17 +25,7 @@ def element_ends(
     """(local name, element) at the end of each element named in ``tags`` (``"{*}name"``), in file order."""
     source = src.source
     data = read_prolog(src, roots, expected)
-    parser = etree.XMLPullParser(
-        events=("end",),
-        tag=tags,
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        huge_tree=True,
-        remove_comments=True,
-        remove_pis=True,
-        encoding=src.encoding,
-    )
+    parser = pull_parser(tags, src.encoding)
     lines = LineCount()
     etree.clear_error_log()
     first = True
