@@ -39,10 +39,14 @@ trap 'exit 130' INT TERM
 # revision, so "Run tests" reaches what the page shows as deployed. In the background (a deploy waits up
 # to 15 s for the target's /health), so the dashboard is up at once; a run that starts before the target
 # listens fails the environment's health check and ends at once, excluded, "target unreachable".
-revision=$($PY manage.py shell --no-startup -v 0 -c \
-  "from sessions.demo.loader import deployed_revision; print(deployed_revision() or '')" 2>/dev/null | tail -n 1)
-if [ -n "$revision" ]; then
-  $PY examples/staging/deploy.py --revision "$revision" >var/log/staging.log 2>&1 &
+# The target's pid file, log and installed release live where the demo's own deploys (run by the worker
+# in a checkout of the demo repository, removed when the deploy ends) keep them too: one state folder.
+mkdir -p "$VAR/staging"
+export STAGING_STATE_DIR=$(cd "$VAR/staging" && pwd)
+read -r revision commit < <($PY manage.py shell --no-startup -v 0 -c \
+  "from sessions.demo.loader import deployed_revision; print(*(deployed_revision() or ('', '')))" 2>/dev/null | tail -n 1) || true
+if [ -n "${revision:-}" ]; then
+  $PY examples/staging/deploy.py --revision "$revision" ${commit:+--commit "$commit"} >var/log/staging.log 2>&1 &
   staging=$!
 fi
 $PY -m celery -A loopdash worker --loglevel=INFO --concurrency=2 >var/log/worker.log 2>&1 &

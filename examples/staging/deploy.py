@@ -3,7 +3,7 @@
 
 Usage (argument lists, no shell needed)::
 
-    python examples/staging/deploy.py --revision r3 [--port 8765] [--state-dir DIR]
+    python examples/staging/deploy.py --revision r3 [--commit SHA] [--port 8765] [--state-dir DIR]
     python examples/staging/deploy.py --stop [--port 8765] [--state-dir DIR]
     python examples/staging/deploy.py --status [--port 8765] [--state-dir DIR]
 
@@ -15,9 +15,12 @@ What a deploy does, and why:
    dir; SIGTERM to its process group, SIGKILL after a grace period) -- only
    if the pid still belongs to *our* service, so a recycled pid is never hit;
 4. refuses to start when something else holds the port (exit 3);
-5. starts ``python -m service`` detached (``start_new_session=True``) with
-   its output in ``service-PORT.log`` so it outlives this script, like a
-   real deploy;
+5. installs the release: copies ``service/`` and ``revisions.json`` into
+   ``release-PORT/`` in the state dir and starts ``python -m service`` there,
+   detached (``start_new_session=True``), with its output in
+   ``service-PORT.log``, so it outlives this script *and* the folder it was
+   deployed from (a loopdash worker removes its checkout when the deploy
+   ends), like a real deploy;
 6. polls ``/health`` until it reports the requested revision *and* our pid
    (exit 4 if the process dies, 5 on timeout -- the half-started process is
    killed either way, nothing is left behind);
@@ -35,6 +38,8 @@ import fcntl
 import http.client
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -92,6 +97,7 @@ class StatePaths:
 
     def __init__(self, state_dir: Path, port: int) -> None:
         self.dir = state_dir
+        self.port = port
         self.pid = state_dir / f"service-{port}.pid"
         self.meta = state_dir / f"service-{port}.json"
         self.log = state_dir / f"service-{port}.log"
@@ -241,6 +247,15 @@ def log_tail(path: Path, lines: int = 15) -> str:
     return "\n".join("    " + line for line in text.splitlines()[-lines:])
 
 
+def install_release(paths: StatePaths) -> Path:
+    """Copy what the service needs into ``release-PORT/`` of the state dir (after the old one stopped)."""
+    release = paths.dir / f"release-{paths.port}"
+    shutil.rmtree(release, ignore_errors=True)
+    shutil.copytree(STAGING_DIR / "service", release / "service", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(REVISIONS_FILE, release / "revisions.json")
+    return release
+
+
 def start_service(entry: dict[str, Any], paths: StatePaths, host: str, port: int, timeout: float) -> dict[str, Any]:
     """Spawn the revision detached and wait until /health confirms it."""
     revision = str(entry["revision"])
@@ -250,14 +265,16 @@ def start_service(entry: dict[str, Any], paths: StatePaths, host: str, port: int
             "(stop whatever listens there, or deploy with --port)",
             EXIT_PORT_BUSY,
         )
+    release = install_release(paths)
     cmd = [sys.executable, "-u", "-m", "service", "--revision", revision, "--host", host, "--port", str(port)]
+    cmd += ["--commit", str(entry["commit"])]
     env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
     say("starting: " + " ".join(cmd))
     say(f"service log: {paths.log}")
     with open(paths.log, "wb") as log:
         proc = subprocess.Popen(
             cmd,
-            cwd=STAGING_DIR,
+            cwd=release,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -314,6 +331,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     action.add_argument("--revision", help="revision to deploy, e.g. r3 (see revisions.json)")
     action.add_argument("--stop", action="store_true", help="stop the service on --port")
     action.add_argument("--status", action="store_true", help="show what runs on --port (exit 1 if nothing)")
+    parser.add_argument("--commit", help="the commit being deployed (default: the one revisions.json names)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("STAGING_PORT") or 8765))
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument(
@@ -344,6 +362,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stopped port={args.port}", flush=True)
             return EXIT_OK
         entry = find_revision(args.revision)
+        if args.commit:  # the commit the deployer checked out (a loopdash worker passes its own)
+            if not re.fullmatch(r"[0-9a-f]{7,64}", args.commit):
+                raise DeployError(f"--commit {args.commit!r} is not a commit id (7 to 64 hex digits)", EXIT_USAGE)
+            entry = {**entry, "commit": args.commit}
         say(f"revision {entry['revision']} commit {entry['commit']}: {entry.get('message', '')}")
         with port_lock(paths):
             stop_service(paths, args.port, args.host, args.stop_grace)

@@ -9,6 +9,10 @@ flaky snapshot tests); a cycle's rerun keeps the ones its full run failed, so th
 demo shows a rerun of failed tests, and a snapshot test that failed and then passed
 on the same revision shows as flaky, whichever of them the results made fail.
 
+The demo environment deploys and tests from a git repository made of `examples/staging`
+(`repository.py`: a tagged commit per revision), so a deploy or a run started from the
+pages goes through a worker's checkout, as a team's own suite does.
+
 Deployments, five-whys analyses (through the triage services, so they have an
 edit history) and fixes are added in the order an engineer would have added them,
 so the fix lifecycle judges them for real: the first 1011 fix targets the wrong
@@ -54,6 +58,7 @@ from ..services.ingestion.cycles import resolve_cycle
 from ..services.ingestion.upload import ingest_file
 from ..services.lifecycle import on_deployment_succeeded
 from ..services.signatures import apply_categories
+from . import repository
 
 # The data stays beside the package: scripts/pack_demo_results.py writes it, the Docker image copies it.
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "demo_results"
@@ -110,16 +115,33 @@ def ensure_users() -> None:
             user.groups.set([Group.objects.get(name=role)])
 
 
+DEMO_DEPLOY_COMMAND = ["{python}", "deploy.py", "--revision", "{revision}", "--commit", "{commit}"]
+
+
+def staging_state_dir() -> Path:
+    """The example target's state (pid, log, release) when the demo deploys it: outside every checkout."""
+    return Path(settings.VAR_DIR).resolve() / "staging"
+
+
 def ensure_environment() -> Environment:
     """The ``staging`` environment of examples/staging, its business areas, impact rules and categories."""
     revisions = json.loads((STAGING_DIR / "revisions.json").read_text())
+    suite = repository.ensure()  # examples/staging as a git repository, a tag per revision
     env, _ = Environment.objects.get_or_create(name="staging")
-    env.description = "The example staging target in examples/staging: a WebSocket agent service and its e2e suite."
-    env.working_dir = str(STAGING_DIR)
-    env.deploy_command = ["{python}", "deploy.py", "--revision", "{revision}"]
+    env.description = (
+        "The example staging target in examples/staging: a WebSocket agent service and its e2e suite, "
+        "deployed and tested from a git repository with a tag per revision."
+    )
+    env.repository = str(suite.path)
+    env.working_dir = ""
+    env.deploy_command = DEMO_DEPLOY_COMMAND
     env.test_command = ["{python}", "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider"]
-    env.env_vars = {}
-    env.revisions = [{k: r[k] for k in ("revision", "commit", "message")} for r in revisions]
+    # The deploy runs in a checkout that is removed when it ends: the target's pid file, log and
+    # installed release live in a state folder of their own, which `make run` shares.
+    env.env_vars = {"STAGING_STATE_DIR": str(staging_state_dir())}
+    env.revisions = [
+        {"revision": r["revision"], "commit": suite.commits[r["revision"]], "message": r["message"]} for r in revisions
+    ]
     env.default_revision = revisions[0]["revision"]
     env.health_check = ["{python}", "deploy.py", "--status"]
     env.timeout_s = 600
@@ -288,12 +310,13 @@ def load(stdout: Callable[[str], None] = print, *, reset: bool = False) -> LoopS
     return session
 
 
-def deployed_revision() -> str | None:
+def deployed_revision() -> tuple[str, str] | None:
     """The revision the demo's environment says is deployed: that of its latest succeeded deployment.
 
     ``scripts/run.sh`` starts the example target at this revision, so that what the demo shows as
     deployed (r7 after a fresh load, or whatever an operator deployed since) is really listening on
-    its port, and "Run tests" reaches it. None when the demo is not loaded or has no such deployment.
+    its port, and "Run tests" reaches it. (revision, commit); None when the demo is not loaded or has
+    no such deployment.
     """
     session = LoopSession.objects.filter(slug=SLUG).only("environment_id").first()
     if session is None:
@@ -301,7 +324,7 @@ def deployed_revision() -> str | None:
     return (
         Deployment.objects.filter(environment_id=session.environment_id, status=WorkStatus.SUCCEEDED)
         .order_by(F("finished_at").desc(nulls_last=True), "-id")
-        .values_list("revision", flat=True)
+        .values_list("revision", "commit_sha")
         .first()
     )
 
@@ -324,7 +347,7 @@ class _Story:
             status=WorkStatus.SUCCEEDED,
             triggered_by=self.operator,
             exit_code=0,
-            command=["python", "deploy.py", "--revision", revision],
+            command=["python", "deploy.py", "--revision", revision, "--commit", _commit(self.env, revision)],
             log_tail=f"deploying {revision}\nservice healthy\ndeployed {revision} {_commit(self.env, revision)}\n",
         )
         # Queued, then started, then finished, in that order: created_at is stamped at the insert.

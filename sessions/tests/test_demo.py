@@ -58,10 +58,10 @@ def test_the_deployed_revision_is_that_of_the_latest_succeeded_deployment(operat
 
     assert loader.deployed_revision() is None  # no demo yet: run.sh starts nothing
     session = loader.load(lambda line: None)
-    assert loader.deployed_revision() == "r7"
+    assert loader.deployed_revision() == ("r7", session.environment.revisions[-1]["commit"])
     later = timezone.now()
     for revision, status in (("r3", WorkStatus.SUCCEEDED), ("r5", WorkStatus.FAILED)):
         Deployment.objects.create(
             environment=session.environment, revision=revision, status=status, finished_at=later, triggered_by=operator
         )
-    assert loader.deployed_revision() == "r3"  # an operator's later deploy; a failed one names nothing
+    assert loader.deployed_revision() == ("r3", "")  # an operator's later deploy; a failed one names nothing
