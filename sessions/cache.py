@@ -9,8 +9,7 @@ The session page's trend chart is the main case: with 500 cycles it reads every 
 session and builds a 500-point plotly figure on every request (about 50 ms of the page's 180 ms at
 1,000,000 results; docs/PERFORMANCE.md, Pages and load). Its version is the session's goal plus an
 aggregate of its runs that changes when a run is added, finishes, is deleted, or changes scope.
-A comparison of two finished runs (``finished_runs``) never changes at all: its counts, a grouped
-pass over both runs' results (190 ms for a 100,000-result run), are computed once.
+(Comparisons of two ended runs are not cached here: they are stored, ``services/comparisons.py``.)
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from collections.abc import Callable
 from django.core.cache import cache
 from django.db.models import Count, Max, Q
 
-from .models import LIVE_STATUSES, LoopSession, TestRun
+from .models import LoopSession, TestRun
 
 PREFIX = "loopdash:v1:"
 DEFAULT_TIMEOUT_S = 6 * 3600
@@ -77,13 +76,3 @@ def session_trend[T](session: LoopSession, build: Callable[[], T], *parts: objec
         "trend", session.pk, session.goal_pass_rate, session.goal_priority, session_runs_version(session), *parts
     )
     return cached(key, build)
-
-
-def finished_runs[T](name: str, runs: tuple, build: Callable[[], T]) -> T:
-    """A value computed from finished runs only (a comparison's counts): their results never change.
-
-    Live runs, or runs whose summary is not written yet, are never cached: the value is built.
-    """
-    if any(getattr(run, "status", None) in LIVE_STATUSES or not getattr(run, "summary_written", False) for run in runs):
-        return build()
-    return cached(make_key(name, *((run.pk, run.finished_at) for run in runs)), build)

@@ -253,7 +253,9 @@ def session_report(session: LoopSession) -> str:
                     deploys,
                     f"run {run.pk}" + (" ★" if run == row.representative else ""),
                     run.label,
-                    run.status + (" (incomplete)" if run.incomplete else ""),
+                    run.status
+                    + (" (incomplete)" if run.incomplete else "")
+                    + (f" — excluded: {_one_line(run.excluded_reason) or 'no reason given'}" if run.excluded else ""),
                     f"{run.passed}/{run.executed}",
                     _pct(run.pass_rate),
                     _pct(bucket.get("pass_rate")) if isinstance(bucket, dict) else "—",
@@ -265,7 +267,12 @@ def session_report(session: LoopSession) -> str:
     header = ["Cycle", "Deploy", "Run", "Label", "Status", "Passed", "Pass rate", f"{priority or 'Priority'} pass rate",
               "Failing", "Suspect", "MRR at risk"]  # fmt: skip
     out += _table(header, rows) if rows else ["No runs yet."]
-    out += ["", "★ the run that stands for its cycle (its latest complete full run).", ""]
+    out += [
+        "",
+        "★ the run that stands for its cycle (its latest complete full run). Excluded runs are listed but count"
+        " in no figure.",
+        "",
+    ]
 
     table = cycle_table(cycles, priority)
     if table.cycles:

@@ -56,6 +56,18 @@ def test_the_demo_report_reads_like_a_seed_log(client, viewer) -> None:
     assert "## Flaky tests" in text and "status_snapshot_consistent" in text
 
 
+def test_an_excluded_run_is_marked_with_its_reason(client, viewer) -> None:
+    session = loader.load(lambda line: None)
+    run = TestRun.objects.filter(session=session).order_by("id").first()
+    TestRun.objects.filter(pk=run.pk).update(excluded=True, counted=False, excluded_reason="staging | was down")
+    client.force_login(viewer)
+    text = client.get(reverse("session_export", args=["demo"])).content.decode()
+    row = next(line for line in text.splitlines() if line.startswith("|") and f"run {run.pk}" in line)
+    assert "excluded: staging \\| was down" in row  # the reason's pipe cannot split the table
+    others = [line for line in text.splitlines() if line.startswith("|") and "excluded:" in line]
+    assert others == [row]
+
+
 def test_table_cells_and_fences_keep_the_reports_structure() -> None:
     assert _cell("a | b\nc") == "a \\| b c"
     assert _cell(None) == "—"
