@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,8 @@ import time
 import uuid
 from pathlib import Path
 
+from worker_setup import free_port, prepare_database, start_worker  # bench/ is on sys.path
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 STAGING = ROOT / "examples" / "staging"
@@ -40,23 +41,6 @@ DEFAULT_DB = "postgres://root@127.0.0.1:5432/loopdash_bench_loop"
 DEFAULT_BROKER = "redis://127.0.0.1:6379/14"
 GOAL_RATIO = 1.15
 GOAL_LATENCY_S = 3.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def prepare_database(dsn: str) -> None:
-    import psycopg
-
-    base, _, name = dsn.rpartition("/")
-    with psycopg.connect(base.replace("postgres://", "postgresql://") + "/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    env = {**os.environ, "DATABASE_URL": dsn}
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
 
 
 def staging_env(port: int, state: Path) -> dict[str, str]:
@@ -173,22 +157,6 @@ def loopdash_run(session, expected: int) -> dict[str, float]:
         "latency_max_s": max(latencies) if latencies else float("nan"),
         "latency_samples": len(latencies),
     }
-
-
-def start_worker(queue: str, env: dict[str, str], log: Path) -> subprocess.Popen:
-    with open(log, "wb") as out:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "loopdash", "worker", "-Q", queue, "--concurrency=1",
-             "--loglevel=INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
-             f"--hostname={queue}@%h"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while " ready." not in log.read_text(errors="replace"):
-        if worker.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"the worker did not start:\n{log.read_text(errors='replace')[-3000:]}")
-        time.sleep(0.1)
-    return worker
 
 
 def main() -> None:

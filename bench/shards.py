@@ -30,7 +30,6 @@ import os
 import platform
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,8 @@ import textwrap
 import time
 import uuid
 from pathlib import Path
+
+from worker_setup import free_port, prepare_database, start_worker  # bench/ is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -47,41 +48,6 @@ DEFAULT_BROKER = "redis://127.0.0.1:6379/13"
 SHARDS = (1, 2, 4)
 GOALS = {"example": 1.8, "sleep": 3.3}  # 4 shards vs 1
 TICK_RE = re.compile(r"(\d+) ticks; store \+ heartbeat took median (\d+) ms, max (\d+) ms")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def prepare_database(dsn: str) -> None:
-    import psycopg
-
-    base, _, name = dsn.rpartition("/")
-    with psycopg.connect(base.replace("postgres://", "postgresql://") + "/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    env = {**os.environ, "DATABASE_URL": dsn}
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
-
-
-def start_worker(queue: str, env: dict[str, str], log: Path, concurrency: int) -> subprocess.Popen:
-    with open(log, "wb") as out:
-        worker = subprocess.Popen(
-            # sessions.tests.worker: `celery worker -Q QUEUE` with QUEUE as the default queue too, so that the
-            # shard tasks the worker sends itself stay on this benchmark's queue.
-            [sys.executable, "-m", "sessions.tests.worker", queue, f"--concurrency={concurrency}",
-             "--loglevel=INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
-             f"--hostname={queue}@%h"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while " ready." not in log.read_text(errors="replace"):
-        if worker.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"the worker did not start:\n{log.read_text(errors='replace')[-3000:]}")
-        time.sleep(0.1)
-    return worker
 
 
 def write_sleep_suite(folder: Path, tests: int, seconds: float) -> None:
