@@ -3,7 +3,10 @@
 Run: `make bench-ingest` (or `.venv/bin/python bench/ingest.py [--sizes 1000,10000,100000]`).
 Needs PostgreSQL (default postgres://root@127.0.0.1:5432/loopdash_bench, created if missing;
 override with BENCH_DATABASE_URL). Each measurement runs in a fresh subprocess so that its
-peak RSS is its own. Not a test: it prints figures for docs/PERFORMANCE.md.
+peak RSS is its own; each also reports its client and server (PostgreSQL backend) CPU seconds, which
+move less than seconds on a shared machine. `--before TREE DSN` measures another checkout (the code
+before a change, on a database migrated by that checkout) interleaved with the rest, so that before
+and after share the machine's load. Not a test: it prints figures for docs/PERFORMANCE.md.
 """
 
 from __future__ import annotations
@@ -146,6 +149,15 @@ def write_reportlog(path: Path, n: int) -> None:
 # -- measurements, each in its own process ----------------------------------------------------------
 
 
+def backend_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a PostgreSQL backend on this machine, from /proc (0 if unreadable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure_floor(path: str, dsn: str) -> dict:
     """Stream-parse with lxml and COPY the rows with psycopg: no Django, no signatures, no cases."""
     import psycopg
@@ -153,6 +165,7 @@ def measure_floor(path: str, dsn: str) -> dict:
 
     start = time.perf_counter()
     with psycopg.connect(dsn) as conn:
+        backend = conn.info.backend_pid
         # A regular (WAL-logged) table with a primary key, as the results table is; a TEMP
         # table would skip the WAL and make the floor unfairly low.
         conn.execute("DROP TABLE IF EXISTS bench_floor_results")
@@ -161,7 +174,7 @@ def measure_floor(path: str, dsn: str) -> dict:
             "duration float8, message text, details text)"
         )
         conn.commit()
-        start = time.perf_counter()
+        start, cpu, server = time.perf_counter(), time.process_time(), backend_cpu(backend)
         cols = "(name, classname, outcome, duration, message, details)"
         with conn.cursor().copy(f"COPY bench_floor_results {cols} FROM STDIN") as copy:
             for _event, el in etree.iterparse(
@@ -181,16 +194,20 @@ def measure_floor(path: str, dsn: str) -> dict:
                 while el.getprevious() is not None:
                     del el.getparent()[0]
         conn.commit()
+        seconds = time.perf_counter() - start
+        cpu, server = time.process_time() - cpu, backend_cpu(backend) - server
     return {
-        "seconds": time.perf_counter() - start,
+        "seconds": seconds,
+        "client_cpu_s": cpu,
+        "server_cpu_s": server,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
-def measure_loopdash(path: str, dsn: str) -> dict:
+def measure_loopdash(path: str, dsn: str, root: Path = ROOT) -> dict:
     os.environ["DATABASE_URL"] = dsn
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "loopdash.settings")
-    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(root))
     import django
 
     django.setup()
@@ -199,14 +216,18 @@ def measure_loopdash(path: str, dsn: str) -> dict:
     from sessions.services.ingestion.upload import ingest_file
 
     connection.ensure_connection()  # as the floor, which connects before its clock starts
+    backend = connection.connection.info.backend_pid
     slug = f"bench-{Path(path).name.replace('.', '-')}-{time.time_ns()}"
-    start = time.perf_counter()
+    start, cpu, server = time.perf_counter(), time.process_time(), backend_cpu(backend)
     with open(path, "rb") as f:
         outcome = ingest_file(f, path, session_slug=slug, environment_name=slug, create_environment=True)
     seconds = time.perf_counter() - start
+    cpu, server = time.process_time() - cpu, backend_cpu(backend) - server
     run = outcome.run
     return {
         "seconds": seconds,
+        "client_cpu_s": cpu,
+        "server_cpu_s": server,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "tests": run.total,
         "passed": run.passed,
@@ -217,12 +238,12 @@ def measure_loopdash(path: str, dsn: str) -> dict:
     }
 
 
-def child(kind: str, path: str, dsn: str) -> dict:
+def child(kind: str, path: str, dsn: str, root: Path = ROOT) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", kind, path, "--dsn", dsn],
+        [sys.executable, __file__, "--child", kind, path, "--dsn", dsn, "--root", str(root)],
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        cwd=root,
         check=False,
     )
     if out.returncode != 0:
@@ -230,7 +251,7 @@ def child(kind: str, path: str, dsn: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def prepare_database(dsn: str, *, fresh: bool = False) -> None:
+def prepare_database(dsn: str, *, fresh: bool = False, root: Path = ROOT) -> None:
     import psycopg
 
     name = dsn.rsplit("/", 1)[1]
@@ -241,7 +262,19 @@ def prepare_database(dsn: str, *, fresh: bool = False) -> None:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             conn.execute(f'CREATE DATABASE "{name}"')
     env = {**os.environ, "DATABASE_URL": dsn}
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=root, env=env, check=True)
+
+
+def cpu_of(runs: list[dict]) -> str:
+    """Client + server CPU seconds of the run that used the least CPU (steadier than seconds under load)."""
+    best = min(runs, key=lambda r: r["client_cpu_s"] + r["server_cpu_s"])
+    return f"{best['client_cpu_s']:.2f}+{best['server_cpu_s']:.2f}"
+
+
+def machine() -> str:
+    """What the figures were taken on: cores and load average (other work on the machine moves them)."""
+    one, five, _ = os.getloadavg()
+    return f"{os.cpu_count()} cores, load average {one:.2f} (1 min) {five:.2f} (5 min)"
 
 
 def main() -> None:
@@ -250,6 +283,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="take the best of N runs of each measurement")
     parser.add_argument("--dsn", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
     parser.add_argument("--child", nargs=2, metavar=("KIND", "PATH"))
+    parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)  # the tree a child imports
+    parser.add_argument(
+        "--before",
+        nargs=2,
+        metavar=("TREE", "DSN"),
+        help="also measure another checkout (e.g. the code before a change) on its own database, "
+        "interleaved with the others",
+    )
     parser.add_argument(
         "--fresh",
         action="store_true",
@@ -260,13 +301,18 @@ def main() -> None:
     dsn = args.dsn.replace("postgres://", "postgresql://")
     if args.child:
         kind, path = args.child
-        result = measure_floor(path, dsn) if kind == "floor" else measure_loopdash(path, dsn)
+        result = measure_floor(path, dsn) if kind == "floor" else measure_loopdash(path, dsn, args.root)
         print(json.dumps(result))
         return
 
     OUT.mkdir(parents=True, exist_ok=True)
     prepare_database(dsn, fresh=args.fresh)
+    before = None
+    if args.before:
+        before = (Path(args.before[0]).resolve(), args.before[1].replace("postgres://", "postgresql://"))
+        prepare_database(before[1], fresh=args.fresh, root=before[0])
     rows = []
+    print(f"start: {machine()}")
     print(
         f"{'cases':>8} {'file MB':>8} {'floor s':>8} {'loopdash s':>10} {'ratio':>6} {'peak MB':>8} "
         f"{'reportlog s':>11} {'rl/junit':>8} {'rl peak MB':>10}"
@@ -278,11 +324,14 @@ def main() -> None:
         if not rlog.exists():
             write_reportlog(rlog, n)
         # Interleaved, so that a busy moment of the machine costs each measurement alike.
-        runs: dict[str, list[dict]] = {"floor": [], "junit": [], "reportlog": []}
+        runs: dict[str, list[dict]] = {"floor": [], "junit": [], "reportlog": [], "before": [], "before_rl": []}
         for _ in range(args.repeat):
             runs["floor"].append(child("floor", str(junit), dsn))
             runs["junit"].append(child("loopdash", str(junit), dsn))
             runs["reportlog"].append(child("loopdash", str(rlog), dsn))
+            if before:
+                runs["before"].append(child("loopdash", str(junit), before[1], before[0]))
+                runs["before_rl"].append(child("loopdash", str(rlog), before[1], before[0]))
         floor, full, rl = (min(runs[k], key=lambda r: r["seconds"]) for k in ("floor", "junit", "reportlog"))
         if rl["tests"] != full["tests"]:
             raise SystemExit(f"report-log stored {rl['tests']} results, JUnit {full['tests']}")
@@ -297,12 +346,29 @@ def main() -> None:
             "reportlog_ratio": rl["seconds"] / full["seconds"],
             "reportlog_peak_rss_mb": rl["peak_rss_mb"],
             "counts": {k: full[k] for k in ("tests", "passed", "failed", "errors", "skipped", "signatures")},
+            "cpu_s": {k: cpu_of(v) for k, v in runs.items() if v},
+            "runs": runs,
         }
+        if before:
+            best = min(runs["before"], key=lambda r: r["seconds"])
+            best_rl = min(runs["before_rl"], key=lambda r: r["seconds"])
+            row.update(before_s=best["seconds"], before_ratio=best["seconds"] / floor["seconds"])
+            row.update(before_reportlog_s=best_rl["seconds"])
         rows.append(row)
         print(
             f"{n:>8} {row['file_mb']:>8.1f} {row['floor_s']:>8.2f} {row['loopdash_s']:>10.2f} {row['ratio']:>6.2f} "
             f"{row['peak_rss_mb']:>8.0f} {row['reportlog_s']:>11.2f} {row['reportlog_ratio']:>8.2f} {row['reportlog_peak_rss_mb']:>10.0f}"
         )
+        print(
+            f"{'':>8} client+server CPU s of the least-CPU run: "
+            + ", ".join(f"{k} {v}" for k, v in row["cpu_s"].items())
+        )
+        if before:
+            print(
+                f"{'':>8} before ({before[0]}): JUnit {row['before_s']:.2f} s (ratio {row['before_ratio']:.2f}), "
+                f"report-log {row['before_reportlog_s']:.2f} s"
+            )
+    print(f"end: {machine()}")
     (OUT / "ingest.json").write_text(json.dumps(rows, indent=2))
     print(f"\nfigures written to {OUT / 'ingest.json'}")
 

@@ -18,4 +18,6 @@ app.conf.beat_schedule = {
     "reap-lost-work": {"task": "sessions.tasks.reap", "schedule": 15.0, "options": {"expires": 14}},
     # Retention (docs/RETENTION.md): old results lose their text, batch by batch; a missed hour is harmless.
     "prune-detail": {"task": "sessions.tasks.prune_detail", "schedule": 3600.0, "options": {"expires": 3000}},
+    # Webhook deliveries whose task the broker refused stay pending: sent again once overdue (work/webhooks.py).
+    "resend-webhooks": {"task": "sessions.tasks.resend_webhooks", "schedule": 60.0, "options": {"expires": 55}},
 }

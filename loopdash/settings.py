@@ -254,6 +254,12 @@ else:
 LOOPDASH_LOST_AFTER_S = env_int("LOOPDASH_LOST_AFTER_S", 60)
 # Queued work that no worker claims within this bound is ended (its task message was lost).
 LOOPDASH_QUEUED_MAX_S = env_int("LOOPDASH_QUEUED_MAX_S", 3600)
+# When a run, a shard or a deployment ends, its worker stores its whole log in the database (gzip), so
+# the web serves "Whole log" without the worker's disk (docs/WORKERS.md). A longer log keeps its first
+# and last halves of this many bytes; 0: no log is stored.
+LOOPDASH_STORED_LOG_MAX_BYTES = env_int("LOOPDASH_STORED_LOG_MAX_BYTES", 20 * 1024 * 1024)
+if LOOPDASH_STORED_LOG_MAX_BYTES < 0:
+    raise ImproperlyConfigured("LOOPDASH_STORED_LOG_MAX_BYTES must be 0 (store no log) or more")
 # Retention (docs/RETENTION.md): results keep their message, traceback and output this many days, or
 # for the latest this many cycles of their session (an environment may set its own); 0: no such limit.
 LOOPDASH_RETENTION_DAYS = env_int("LOOPDASH_RETENTION_DAYS", 90)

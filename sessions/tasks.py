@@ -13,6 +13,7 @@ from celery.signals import worker_ready
 from django.db import InterfaceError, OperationalError
 from kombu.exceptions import OperationalError as BrokerError
 
+from .demo import repository
 from .models import Deployment, TestRun
 from .services import retention
 from .work import cancel as cancelling
@@ -22,6 +23,7 @@ from .work.errors import Refused
 from .work.shard_execution import execute_shard
 from .work.shard_planning import execute_test_run
 from .work.webhooks import attempt as attempt_delivery
+from .work.webhooks import stranded as stranded_deliveries
 
 INFRASTRUCTURE_FAULTS = (OperationalError, InterfaceError, BrokerError, ConnectionError)
 _RETRY = {
@@ -37,6 +39,7 @@ _RETRY = {
 def clean_checkouts(**_kwargs: object) -> None:
     """A worker starting again removes the checkout folders its killed predecessor left (work/checkout.py)."""
     checkout.clean_leftovers()
+    repository.ensure_for_worker()  # the demo's repository, when this worker's disk lacks it
 
 
 @shared_task(acks_late=True, ignore_result=True, **_RETRY)
@@ -90,3 +93,12 @@ def deliver_webhook(delivery_id: int) -> None:
     delay = attempt_delivery(delivery_id)
     if delay is not None:
         deliver_webhook.apply_async(args=[delivery_id], countdown=delay)
+
+
+@shared_task(acks_late=True, ignore_result=True, **_RETRY)
+def resend_webhooks() -> int:
+    """Send again the pending deliveries whose task never reached the broker (celery beat, every minute)."""
+    ids = stranded_deliveries()
+    for delivery_id in ids:
+        deliver_webhook.delay(delivery_id)
+    return len(ids)

@@ -15,10 +15,8 @@ polling) once it has ended, with ``HX-Refresh`` so the page shows the final summ
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
-from django.conf import settings
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
@@ -29,7 +27,6 @@ from .models import LIVE_STATUSES, TestRun
 from .roles import operator_required
 from .selectors.operate import (
     deployment_to_operate,
-    run_log_path,
     run_to_cancel,
     run_to_operate,
     session_to_operate,
@@ -37,6 +34,7 @@ from .selectors.operate import (
 )
 from .services import counting
 from .services.triage import Invalid
+from .views_logs import deployment_log_file
 from .work import cancel, queueing, reaper
 from .work.errors import Refused
 
@@ -173,7 +171,7 @@ def session_run_cycle(request: HttpRequest, slug: str) -> HttpResponse:
     return _operate(request, run_cycle, back=session.get_absolute_url())
 
 
-# -- a run: rerun, cancel, progress, log -----------------------------------------------------------------------
+# -- a run: rerun, cancel, progress -----------------------------------------------------------------------------
 
 
 @require_POST
@@ -253,24 +251,6 @@ def run_progress(request: HttpRequest, pk: int) -> HttpResponse:
     return response
 
 
-def _log_file(path: str, name: str) -> FileResponse:
-    """The whole log as plain text; only files under MEDIA_ROOT are served."""
-    if not path:
-        raise Http404("no log yet")
-    file = Path(path).resolve()
-    if not file.is_relative_to(Path(settings.MEDIA_ROOT).resolve()) or not file.is_file():
-        raise Http404("no log")
-    response = FileResponse(open(file, "rb"), content_type="text/plain; charset=utf-8")
-    response["Content-Disposition"] = f'inline; filename="{name}"'
-    return response
-
-
-@require_GET
-def run_log(request: HttpRequest, pk: int) -> HttpResponse:
-    run_id, path = run_log_path(pk)
-    return _log_file(path, f"run-{run_id}.log")
-
-
 # -- a deployment: cancel, live log -------------------------------------------------------------------------------
 
 
@@ -292,7 +272,7 @@ def deployment_log(request: HttpRequest, pk: int) -> HttpResponse:
     deployment = deployment_to_operate(pk)
     reaper.notice_stale(deployment)
     if not getattr(request, "htmx", False):
-        return _log_file(deployment.log_path, f"deployment-{deployment.pk}.log")
+        return deployment_log_file(deployment)
     response = render(request, "sessions/operate/deployment_log.html", {"deployment": deployment})
     patch_vary_headers(response, ("HX-Request",))
     if deployment.status not in LIVE_STATUSES:

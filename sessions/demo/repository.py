@@ -24,6 +24,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from ..models import Environment
 from ..work import git
 
 STAGING_DIR = Path(settings.BASE_DIR) / "examples" / "staging"
@@ -133,8 +134,6 @@ def ensure_for_worker() -> None:
     Workers share no disk with the web (docker-compose): the demo's repository, made by ``load_demo``
     on the web's disk, is made again here from the same files, which gives the same commits.
     """
-    from ..models import Environment
-
     path = repository_path()
     if not (path / ".git").exists() and Environment.objects.filter(repository=str(path)).exists():
         ensure(path)

@@ -7,8 +7,10 @@ so that no page counts results on a request.
 """
 
 from .comparisons import ComparisonEntry, RunComparison
+from .confirmations import CONFIRMATION_RUNS_DEFAULT, CONFIRMATION_RUNS_MAX, FixConfirmation, FixConfirmationRun
 from .discussion import SignatureComment
 from .live import LiveStream
+from .logs import StoredLog
 from .loop import (
     DEPLOY_FINAL_STATUSES,
     LIVE_STATUSES,
@@ -40,6 +42,8 @@ from .webhooks import EVENTS as WEBHOOK_EVENTS
 from .webhooks import Webhook, WebhookDelivery
 
 __all__ = [
+    "CONFIRMATION_RUNS_DEFAULT",
+    "CONFIRMATION_RUNS_MAX",
     "DEPLOY_FINAL_STATUSES",
     "LIVE_STATUSES",
     "SHARDS_MAX",
@@ -53,6 +57,8 @@ __all__ = [
     "Environment",
     "FailureSignature",
     "Fix",
+    "FixConfirmation",
+    "FixConfirmationRun",
     "ImpactRule",
     "LiveStream",
     "LoopSession",
@@ -65,6 +71,7 @@ __all__ = [
     "SignatureCategory",
     "SignatureComment",
     "SignatureEvent",
+    "StoredLog",
     "SuccessCriterion",
     "TestCase",
     "TestResult",

@@ -334,6 +334,10 @@ class TestRun(models.Model):
     suspect = models.PositiveIntegerField(default=0)
     # Results of quarantined tests (counted in ``total`` and the outcome counts, left out of ``pass_rate``).
     quarantined = models.PositiveIntegerField(default=0)
+    # Of those, how many passed and how many executed (passed, failed, errors): the key-metrics table writes a
+    # pass rate's count ("22/25") without them, as the rate itself is. 0 for runs summarised before 0017.
+    quarantined_passed = models.PositiveIntegerField(default=0)
+    quarantined_executed = models.PositiveIntegerField(default=0)
     pass_rate = models.FloatField(null=True, blank=True)
     duration_s = models.FloatField(null=True, blank=True)
     tests_duration_s = models.FloatField(null=True, blank=True)

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch
+from django.db.models import Exists, OuterRef, Prefetch
 from django.shortcuts import get_object_or_404
 
-from ..models import Analysis, AnalysisEdit, FailureSignature, Fix
+from ..models import Analysis, AnalysisEdit, FailureSignature, Fix, FixConfirmation
 
 HISTORY_LIMIT = 40
 
 
 def _fixes() -> Prefetch:
-    fixes = Fix.objects.select_related("deployment", "verified_by").order_by("created_at", "id")
+    """The fixes, each knowing whether it was ever confirmed by reruns (so the panel reads them only then)."""
+    confirmed = FixConfirmation.objects.filter(fix_id=OuterRef("pk"))
+    fixes = (
+        Fix.objects.select_related("deployment", "verified_by")
+        .annotate(has_confirmations=Exists(confirmed))
+        .order_by("created_at", "id")
+    )
     return Prefetch("fixes", queryset=fixes)
 
 

@@ -9,7 +9,7 @@ RUN_SUMMARY_FIELDS = (
     "exitstatus", "created_at", "started_at", "finished_at", "rerun_of_id", "summary_written",
     "total", "passed", "failed", "errors", "skipped", "xfailed", "xpassed", "suspect",
     "pass_rate", "duration_s", "mrr_at_risk", "by_priority", "metrics", "counted", "excluded", "excluded_reason",
-    "quarantined",
+    "quarantined", "quarantined_passed", "quarantined_executed",
 )  # fmt: skip
 
 # Text a row of a results table shows of a traceback; the full text can be 64 KB per result.

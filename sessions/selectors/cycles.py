@@ -233,7 +233,10 @@ def _rate(run: TestRun | None, bucket: dict | None = None) -> Cell:
         rate = bucket.get("pass_rate")
         executed = bucket.get("passed", 0) + bucket.get("failed", 0) + bucket.get("errors", 0)
         return EMPTY if rate is None else Cell(rate, bucket.get("passed", 0), executed)
-    return EMPTY if run.pass_rate is None else Cell(run.pass_rate, run.passed, run.executed)
+    if run.pass_rate is None:
+        return EMPTY
+    # Quarantined results are out of the rate (services/summary.py), so out of its count too.
+    return Cell(run.pass_rate, run.passed - run.quarantined_passed, run.executed - run.quarantined_executed)
 
 
 def _number(value: int | float | Decimal | None) -> float | None:

@@ -21,12 +21,6 @@ def run_to_cancel(pk: int) -> TestRun:
     return get_object_or_404(TestRun, pk=pk)
 
 
-def run_log_path(pk: int) -> tuple[int, str]:
-    """The run's id and the path of its log (empty until the run started)."""
-    run = get_object_or_404(TestRun.objects.only("id", "log_path"), pk=pk)
-    return run.pk, run.log_path
-
-
 def deployment_to_operate(pk: int) -> Deployment:
     return get_object_or_404(Deployment, pk=pk)
 

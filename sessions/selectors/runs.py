@@ -111,9 +111,10 @@ def result_page(
     """One page of a run's results in id order, by keyset: ``id > after`` or ``id < before``, never OFFSET.
 
     With an outcome the query walks the ``result_run_outcome`` index (run, outcome,
-    id) from the cursor and stops after ``size + 1`` rows, so page 2,000 of a
-    100,000-result run costs what page 1 does. No COUNT(*): totals per outcome come
-    from the run's summary.
+    id; partial, without the passed results) from the cursor and stops after
+    ``size + 1`` rows, so page 2,000 of a 100,000-result run costs what page 1 does;
+    "passed" walks ``result_run_id`` (run, id), whose rows are mostly passed. No
+    COUNT(*): totals per outcome come from the run's summary.
     """
     qs = TestResult.objects.filter(run=run)
     if filters.outcome:

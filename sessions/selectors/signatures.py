@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Count, F, Max, Q, Sum
+from django.db.models import F, Q
 from django.db.models.functions import Substr
 from django.shortcuts import get_object_or_404
 
@@ -16,9 +16,13 @@ from ..ingest.similarity import SITE_MARK, similar
 from ..models import Analysis, FailureSignature, RunSignature, SignatureEvent, TestResult
 from .analyses import analysis_history, signature_analyses
 from .columns import DETAILS_PREVIEW_CHARS
+from .confirmations import confirmation_section
 from .quarantine import signature_quarantine
 
 RUNS_SHOWN = 50
+MERGED_SHOWN = 50
+OCCURRENCE_RUNS = 2_000  # the run rows read for the page's runs list and its occurrences per cycle
+_SIGNATURE_LIST_FIELDS = ("id", "title", "fingerprint", "error_type", "result_count", "normalized", "merged_into_id")
 
 
 def signature_for_page(pk: int) -> FailureSignature:
@@ -36,7 +40,7 @@ def merge_target(pk: int | None) -> FailureSignature | None:
 
 
 def signature_runs(signature: FailureSignature, limit: int = RUNS_SHOWN) -> list[RunSignature]:
-    """The runs a signature appeared in, newest first (index runsig_signature_run)."""
+    """The runs a signature appeared in, newest first (index runsig_signature_run): ``limit`` + 1 rows."""
     return list(
         RunSignature.objects.filter(signature=signature)
         .select_related("run", "run__cycle", "run__session")
@@ -63,7 +67,7 @@ def signature_runs(signature: FailureSignature, limit: int = RUNS_SHOWN) -> list
 
 
 def signature_samples(signature: FailureSignature, limit: int = 10) -> list[TestResult]:
-    """A few recent results of the signature (index result_signature_run)."""
+    """A few recent results of the signature (index result_signature_recent, read backwards)."""
     return list(
         TestResult.objects.filter(signature=signature)
         .select_related("case")
@@ -73,28 +77,25 @@ def signature_samples(signature: FailureSignature, limit: int = 10) -> list[Test
     )
 
 
-def merged_into_signature(signature: FailureSignature, limit: int = 50) -> list[FailureSignature]:
+def merged_into_signature(signature: FailureSignature, limit: int = MERGED_SHOWN) -> list[FailureSignature]:
     return list(
-        FailureSignature.objects.filter(merged_into=signature)
-        .only("id", "title", "fingerprint", "error_type", "merged_into_id")
-        .order_by("id")[:limit]
+        FailureSignature.objects.filter(merged_into=signature).only(*_SIGNATURE_LIST_FIELDS).order_by("id")[:limit]
     )
 
 
-def signature_occurrences(signature: FailureSignature, limit: int = 120) -> list[Occurrence]:
-    """Failing results per (session, cycle), summed from RunSignature rows: no result is counted."""
-    rows = (
-        RunSignature.objects.filter(signature=signature)
-        .values("run__session__slug", "run__cycle__number")
-        .annotate(results=Sum("results"), runs=Count("id"), last=Max("run_id"))
-        .order_by("-last")[:limit]
-    )
-    out = [
-        Occurrence(session=r["run__session__slug"], cycle=r["run__cycle__number"], results=r["results"], runs=r["runs"])
-        for r in rows
-    ]
-    out.sort(key=lambda o: (o.session, o.cycle))
-    return out
+def occurrences_of_runs(rows: list[RunSignature], limit: int = 120) -> list[Occurrence]:
+    """Failing results per (session, cycle) of the signature's newest runs, summed from the RunSignature rows
+    the page has already read (its newest ``OCCURRENCE_RUNS``): no result is counted, no query made."""
+    sums: dict[tuple[str, int | None], list[int]] = {}  # (session, cycle) -> [results, runs]
+    for row in rows:  # newest run first: the first ``limit`` groups are the newest
+        key = (row.run.session.slug, row.run.cycle.number if row.run.cycle_id else None)
+        if key not in sums and len(sums) == limit:
+            continue
+        found = sums.setdefault(key, [0, 0])
+        found[0] += row.results
+        found[1] += 1
+    out = [Occurrence(session=s, cycle=c, results=r, runs=n) for (s, c), (r, n) in sums.items()]
+    return sorted(out, key=lambda o: (o.session, o.cycle if o.cycle is not None else -1))
 
 
 @dataclass(slots=True)
@@ -138,6 +139,18 @@ def signature_traceback(signature: FailureSignature) -> TestResult | None:
     )
 
 
+def traceback_of(signature: FailureSignature, samples: list[TestResult]) -> TestResult | None:
+    """``signature_traceback``, without a query when the latest sample that has one holds it whole."""
+    for sample in samples:  # the same order as signature_traceback's
+        preview = getattr(sample, "details_preview", "")
+        if preview:
+            if len(preview) <= DETAILS_PREVIEW_CHARS:
+                sample.details = preview  # the whole of it: shorter than the preview's bound
+                return sample
+            break
+    return signature_traceback(signature)
+
+
 def distinct_messages(samples: list[TestResult], limit: int = 5) -> list[str]:
     """The samples' different failure messages, in order, without repeats."""
     seen: list[str] = []
@@ -153,19 +166,42 @@ def signature_events(signature: FailureSignature, limit: int = 20) -> list[Signa
     )
 
 
+def _candidates_query(signature: FailureSignature, limit: int):
+    return (
+        FailureSignature.objects.filter(environment_id=signature.environment_id, merged_into__isnull=True)
+        .exclude(pk=signature.pk)
+        .only(*_SIGNATURE_LIST_FIELDS)
+        .order_by(F("last_seen_at").desc(nulls_last=True), "-id")[:limit]
+    )
+
+
+def _ranked(signature: FailureSignature, found: list[FailureSignature]) -> list[FailureSignature]:
+    for candidate in found:
+        candidate.similar = similar(signature.normalized, candidate.normalized)
+    return sorted(found, key=lambda c: not c.similar)
+
+
 def merge_candidates(signature: FailureSignature, limit: int = 40) -> list[FailureSignature]:
     """Signatures this one could be merged into: same environment, not merged; those whose key is
     similar (``ingest/similarity.py``: same type and site, one word apart) first, marked ``similar``,
     then the most recently seen."""
-    found = list(
-        FailureSignature.objects.filter(environment_id=signature.environment_id, merged_into__isnull=True)
-        .exclude(pk=signature.pk)
-        .only("id", "title", "error_type", "result_count", "normalized")
-        .order_by(F("last_seen_at").desc(nulls_last=True), "-id")[:limit]
+    return _ranked(signature, list(_candidates_query(signature, limit)))
+
+
+def merged_and_candidates(
+    signature: FailureSignature, limit: int = 40
+) -> tuple[list[FailureSignature], list[FailureSignature]]:
+    """``merged_into_signature`` and ``merge_candidates`` in one query (a UNION ALL of the two)."""
+    merged = (
+        FailureSignature.objects.filter(merged_into=signature)
+        .only(*_SIGNATURE_LIST_FIELDS)
+        .order_by("id")[:MERGED_SHOWN]
     )
-    for candidate in found:
-        candidate.similar = similar(signature.normalized, candidate.normalized)
-    return sorted(found, key=lambda c: not c.similar)
+    rows = list(merged.union(_candidates_query(signature, limit), all=True))
+    return (
+        sorted((r for r in rows if r.merged_into_id == signature.pk), key=lambda r: r.pk),
+        _ranked(signature, [r for r in rows if r.merged_into_id != signature.pk]),
+    )
 
 
 def header_section(signature: FailureSignature, *, can_annotate: bool, editing: dict) -> dict:
@@ -200,19 +236,25 @@ def signature_fragments(pk: int, *, can_annotate: bool) -> dict:
 
 def signature_page(signature: FailureSignature, *, can_annotate: bool, editing: dict) -> dict:
     """The context of the signature page. Merge candidates are read only for those who may merge."""
-    runs = signature_runs(signature)
-    merged = merged_into_signature(signature)
+    # The newest run rows serve both the runs list and the occurrences per cycle (bounded: one query).
+    run_rows = signature_runs(signature, limit=OCCURRENCE_RUNS)
+    runs = run_rows[: RUNS_SHOWN + 1]
+    may_merge = can_annotate and not signature.merged_into_id
+    if may_merge:
+        merged, candidates = merged_and_candidates(signature)
+    else:
+        merged, candidates = merged_into_signature(signature), []
     analyses = signature_analyses(signature, [m.pk for m in merged])
     samples = signature_samples(signature)
     tests, modules = signature_tests(signature)
-    occurrences = signature_occurrences(signature)
+    occurrences = occurrences_of_runs(run_rows)
     return {
         "signature": signature,
         "runs": runs[:RUNS_SHOWN],
         "more_runs": len(runs) > RUNS_SHOWN,
         "samples": samples,
         "messages": distinct_messages(samples),
-        "traceback": signature_traceback(signature),
+        "traceback": traceback_of(signature, samples),
         "tests": tests,
         "modules": modules,
         "occurrences": occurrences,
@@ -221,7 +263,7 @@ def signature_page(signature: FailureSignature, *, can_annotate: bool, editing: 
         "history": analysis_history(analyses),
         "events": signature_events(signature),
         "merged": merged,
-        "candidates": merge_candidates(signature) if can_annotate and not signature.merged_into_id else [],
+        "candidates": candidates,
         "statuses": FailureSignature.Status.choices,
         "analysis_statuses": Analysis.Status.choices,
         "can_annotate": can_annotate,
@@ -231,4 +273,5 @@ def signature_page(signature: FailureSignature, *, can_annotate: bool, editing: 
         "key_message": signature.normalized.partition(SITE_MARK)[0],
         "key_site": signature.normalized.partition(SITE_MARK)[2],
         **signature_quarantine(signature, [t.case_id for t in tests]),
+        **confirmation_section(analyses),
     }

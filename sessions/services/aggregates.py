@@ -19,7 +19,8 @@ Rows of a deleted signature or test case go with it (triggers of migration 0003,
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from typing import NamedTuple
 
 from django.db import connection as default_connection
 from django.db import transaction
@@ -38,8 +39,22 @@ def _in(ids: list[int]) -> tuple[str, list[int]]:
     return ", ".join(["%s"] * len(ids)), ids
 
 
-def add_run(run_id: int, connection: BaseDatabaseWrapper = default_connection) -> None:
-    """Add the (signature, test) and (signature, module) pairs of one run's failing results."""
+class RunPairs(NamedTuple):
+    """A run's (signature, test) and (signature, module) pairs, when its writer knows them (``ingestion/tally.py``)."""
+
+    cases: Collection[tuple[int, int]]
+    modules: Collection[tuple[int, str]]
+
+
+def add_run(run_id: int, connection: BaseDatabaseWrapper = default_connection, pairs: RunPairs | None = None) -> None:
+    """Add the (signature, test) and (signature, module) pairs of one run's failing results.
+
+    ``pairs``: those pairs as the writer that stored all of the run's results knows them (PostgreSQL),
+    instead of reading them back from the run's results.
+    """
+    if pairs is not None:
+        _add_pairs(pairs, connection)
+        return
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {SIGNATURE_CASE} (signature_id, case_id) "
@@ -85,13 +100,42 @@ def totals(
     return out
 
 
-def totals_after_run(run_id: int, signature_ids: Iterable[int]) -> dict[int, dict[str, int]]:
+def totals_after_run(
+    run_id: int, signature_ids: Iterable[int], pairs: RunPairs | None = None
+) -> dict[int, dict[str, int]]:
     """What ``summary`` needs when a run finishes: add the run's pairs, then read its signatures' totals.
 
     Call it after the run's ``RunSignature`` rows are written (they carry its result counts).
     """
-    add_run(run_id)
+    add_run(run_id, pairs=pairs)
     return totals(signature_ids)
+
+
+def case_modules(case_ids: Collection[int], connection: BaseDatabaseWrapper = default_connection) -> dict[int, str]:
+    """The module of each test case, by primary key."""
+    if not case_ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id, module FROM {CASES} WHERE id = ANY(%s)", [list(case_ids)])
+        return dict(cursor.fetchall())
+
+
+def _add_pairs(pairs: RunPairs, connection: BaseDatabaseWrapper) -> None:
+    """``add_run`` from known pairs (PostgreSQL): two inserts of arrays, nothing read."""
+    with connection.cursor() as cursor:
+        for table, column, rows in (
+            (SIGNATURE_CASE, "case_id", pairs.cases),
+            (SIGNATURE_MODULE, "module", pairs.modules),
+        ):
+            if not rows:
+                continue
+            signature_ids, values = zip(*sorted(rows), strict=True)  # in key order: the B-tree fills page by page
+            kind = "bigint" if column == "case_id" else "text"
+            cursor.execute(
+                f"INSERT INTO {table} (signature_id, {column}) SELECT * FROM unnest(%s::bigint[], %s::{kind}[]) "
+                "ON CONFLICT DO NOTHING",
+                [list(signature_ids), list(values)],
+            )
 
 
 def rebuild_signature_counts(

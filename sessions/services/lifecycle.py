@@ -141,18 +141,29 @@ def _judge(fix: Fix, run: TestRun) -> bool:
     still_there = RunSignature.objects.filter(run=run, signature_id__in=ids).exists()
     if not still_there and not _covers(run, ids, root):
         return False
-    verdict = Fix.Status.DID_NOT_FIX if still_there else Fix.Status.VERIFIED
+    return record_verdict(fix, run, root, verified=not still_there)
+
+
+def record_verdict(fix: Fix, run: TestRun, root: int, *, verified: bool, evidence: str = "") -> bool:
+    """Give a deployed fix its verdict, once: the fix, the signature's status and history, the webhook.
+
+    Shared by the first run that can judge (``_judge``) and a confirmation by reruns
+    (``services/fix_confirmations.py``), whose ``evidence`` names all its runs. False when the fix was
+    judged meanwhile (the compare-and-set on its status found it no longer deployed).
+    """
+    verdict = Fix.Status.VERIFIED if verified else Fix.Status.DID_NOT_FIX
     if not Fix.objects.filter(pk=fix.pk, status=Fix.Status.DEPLOYED).update(status=verdict, verified_by=run):
         return False  # judged meanwhile by another run
     fix.status, fix.verified_by = verdict, run
-    if still_there:
-        detail = f"fix {fix.sha[:12]} did not fix: run {run.pk} still shows it"
-        signatures.record_event(root, "fix", detail)
+    by = evidence or f"run {run.pk}"
+    if not verified:
+        detail = f"fix {fix.sha[:12]} did not fix: {by} still shows it"
+        signatures.record_event(root, "fix", detail[:500])
         _set_status(root, FailureSignature.Status.INVESTIGATING, f"run {run.pk}: fix {fix.sha[:12]} did not fix")
     else:
-        signatures.record_event(root, "fix", f"fix {fix.sha[:12]} verified by run {run.pk}")
+        signatures.record_event(root, "fix", f"fix {fix.sha[:12]} verified by {by}"[:500])
         _set_status(root, FailureSignature.Status.VERIFIED, f"run {run.pk}: fix {fix.sha[:12]} verified")
-    webhooks.fix_judged(fix, run, root, verified=not still_there)
+    webhooks.fix_judged(fix, run, root, verified=verified)
     return True
 
 

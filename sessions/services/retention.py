@@ -3,9 +3,10 @@
 A failing result's message, traceback and captured output (``message``, ``details``) are most of the
 database's bytes, and nobody reads them once the failure is fixed and verified. After an environment's
 retention window (``Environment.detail_days`` / ``detail_cycles``, defaults ``LOOPDASH_RETENTION_DAYS`` /
-``LOOPDASH_RETENTION_CYCLES``) a run's results lose that text and the run its log and suite output; each result keeps its
-outcome, duration, suspect flag, signature and properties, the run its summary, and the signatures their
-counters, so trends, test histories, signature pages and comparisons show the same figures as before.
+``LOOPDASH_RETENTION_CYCLES``) a run's results lose that text and the run its logs (the files and the copies
+workers stored in the database) and suite output; each result keeps its outcome, duration, suspect flag,
+signature and properties, the run its summary, and the signatures their counters, so trends, test
+histories, signature pages and comparisons show the same figures as before.
 
 Kept whatever their age: a session's latest run, and the runs a triaged signature points to (the first
 and last runs of a signature that has an analysis, the runs of a fix's deployment and the run that
@@ -29,7 +30,7 @@ from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce, Length
 from django.utils import timezone
 
-from ..models import Analysis, Cycle, Environment, FailureSignature, Fix, LoopSession, TestResult, TestRun
+from ..models import Analysis, Cycle, Environment, FailureSignature, Fix, LoopSession, StoredLog, TestResult, TestRun
 
 BATCH = 5_000
 
@@ -122,6 +123,12 @@ def _log_files(run: TestRun) -> list[Path]:
     return [path for path in log.parent.iterdir() if path.is_file()] if log.parent.is_dir() else []
 
 
+def _stored_log_bytes(run_id: int) -> int:
+    """The compressed bytes of the logs the workers stored for the run and its shards (``StoredLog``)."""
+    found = StoredLog.objects.filter(run_id=run_id).aggregate(n=Coalesce(Sum(Length("data")), 0))
+    return int(found["n"])
+
+
 def estimate(runs: QuerySet[TestRun]) -> PruneReport:
     """What pruning ``runs`` would drop: results with text, their text's size (characters), logs' sizes."""
     report = PruneReport()
@@ -133,12 +140,14 @@ def estimate(runs: QuerySet[TestRun]) -> PruneReport:
         report.run_ids.append(run.pk)
         report.results += figures["results"]
         report.text_bytes += figures["chars"]
-        report.log_bytes += sum(path.stat().st_size for path in _log_files(run))
+        report.log_bytes += sum(path.stat().st_size for path in _log_files(run)) + _stored_log_bytes(run.pk)
     return report
 
 
 def prune_run(run: TestRun, *, batch: int = BATCH) -> tuple[int, int]:
-    """Drop one run's result text (batch by batch, each its own transaction) and its log; mark it pruned.
+    """Drop one run's result text (batch by batch, each its own transaction) and its logs; mark it pruned.
+
+    Its logs: the files on this machine, and the copies its workers stored in the database (``StoredLog``).
 
     Returns (results written, log bytes deleted).
     """
@@ -162,6 +171,8 @@ def prune_run(run: TestRun, *, batch: int = BATCH) -> tuple[int, int]:
     for path in _log_files(run):
         freed += path.stat().st_size
         path.unlink(missing_ok=True)
+    freed += _stored_log_bytes(run.pk)
+    StoredLog.objects.filter(run_id=run.pk).delete()  # the copies in the database: the run's and its shards'
     TestRun.objects.filter(pk=run.pk).update(detail_pruned_at=timezone.now(), log_tail="", suite_output="")
     return written, freed
 

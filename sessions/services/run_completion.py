@@ -8,7 +8,8 @@ bottom in ``complete_run``.
 
 The steps:
 
-1. **summary** (``summary.write_summary``): the counts from the stored rows, pass rate, by priority,
+1. **summary** (``summary.write_summary``): the counts from the stored rows (an upload's from its writer's
+   tally of those rows, ``ingestion/tally.py``), pass rate, by priority,
    MRR at risk, the final status, the RunSignature rows and each signature's lifetime counters, all
    in one transaction.
 2. **counting** (``counting.decide``): a finished run that never reached its target (nearly all of
@@ -20,8 +21,10 @@ The steps:
 4. **regressions** (``lifecycle.record_regressions``): a verified signature the run shows again is
    regressed, and its history says so.
 5. **fix verdicts** (``lifecycle.judge_fixes``): deployed fixes this run is the first to judge become
-   verified or did not fix.
-6. **flakiness** (``flaky.record_run``): the tests' recent outcomes and flaky marks.
+   verified or did not fix; then (``fix_confirmations.record_run``) a fix confirmation by reruns whose
+   last run this is gets its verdict, from all its runs together.
+6. **flakiness** (``flaky.record_run``): the tests' recent outcomes and flaky marks (an upload's new failing
+   tests got their first letter with the test case: ``ingestion/tally.py``).
 7. **criteria** (``criteria.evaluate_run``): the session's automatic success criteria.
 8. **comparison** (``comparisons.record_run``): a full run's comparison with the run its page compares it
    with by default, stored once so that the page reads it instead of recounting both runs.
@@ -39,7 +42,7 @@ from django.db import transaction
 
 from ..ingest.records import RunInfo
 from ..models import TestRun
-from . import comparisons, counting, criteria, flaky, lifecycle, signatures, webhooks
+from . import comparisons, counting, criteria, fix_confirmations, flaky, lifecycle, signatures, webhooks
 from .summary import StoredResults, write_summary
 
 
@@ -53,7 +56,9 @@ def complete_run(
     signatures.absorb_merged(run.pk)
     lifecycle.record_regressions(run)
     lifecycle.judge_fixes(run)
-    flaky.record_run(run)
+    fix_confirmations.record_run(run)
+    tally = getattr(writer, "tally", None)  # an upload's writer: its new failing tests' history is written
+    flaky.record_run(run, tally.first_failures if tally is not None else None)
     criteria.evaluate_run(run)
     comparisons.record_run(run)
     webhooks.run_finished(run)

@@ -6,6 +6,7 @@ rows and the signatures' counters.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Protocol
 
@@ -23,13 +24,18 @@ from ..models import (
     TestRun,
     WorkStatus,
 )
-from .aggregates import totals_after_run
+from .aggregates import RunPairs, case_modules, totals_after_run
+from .ingestion.tally import RunTally
 from .ingestion.text import clean_text
 from .quarantine import mark_results
 
 
 class StoredResults(Protocol):
-    """What the summary needs of the writer that stored a run's results (``ingestion.writer.ResultWriter``)."""
+    """What the summary needs of the writer that stored a run's results (``ingestion.writer.ResultWriter``).
+
+    ``tally`` (optional): the run's figures when that writer stored every result of it (``ingestion/tally.py``);
+    the summary then reads them instead of counting the rows again.
+    """
 
     count: int
     prioritized: bool
@@ -66,6 +72,16 @@ def count_outcomes(run: TestRun) -> dict[str, int]:
     return counts
 
 
+def tallied_counts(outcomes: Mapping[str, int]) -> dict[str, int]:
+    """``count_outcomes``'s dictionary from the outcomes an upload's writer counted as it wrote the rows."""
+    counts = dict.fromkeys(COUNT_FIELD.values(), 0)
+    for outcome, n in outcomes.items():
+        if outcome in COUNT_FIELD:
+            counts[COUNT_FIELD[outcome]] += n
+    counts["tests"] = sum(counts.values())
+    return counts
+
+
 def apply_counts(run: TestRun, counts: dict[str, int]) -> None:
     run.total = counts["tests"]
     run.passed = counts["passed"]
@@ -83,16 +99,21 @@ def write_summary(run: TestRun, writer: StoredResults | None, info: RunInfo | No
     Also the run's RunSignature rows and its signatures' lifetime counters, in the same transaction:
     a page never sees a summary without them.
     """
+    tally = getattr(writer, "tally", None)
     with transaction.atomic():
         results = TestResult.objects.filter(run=run)
-        apply_counts(run, count_outcomes(run))
+        apply_counts(run, count_outcomes(run) if tally is None else tallied_counts(tally.outcomes))
         _leave_out_quarantined(run, mark_results(run))
-        aggregates = results.aggregate(
-            suspect=Count("id", filter=Q(suspect=True)),
-            tests_duration=Sum("duration"),
-        )
-        run.suspect = aggregates["suspect"] or 0
-        run.tests_duration_s = aggregates["tests_duration"]
+        if tally is None:
+            aggregates = results.aggregate(
+                suspect=Count("id", filter=Q(suspect=True)),
+                tests_duration=Sum("duration"),
+            )
+            run.suspect = aggregates["suspect"] or 0
+            run.tests_duration_s = aggregates["tests_duration"]
+        else:
+            run.suspect = tally.suspect
+            run.tests_duration_s = tally.tests_duration()
         run.by_priority = {} if _no_priorities(run, writer) else _by_priority(run)
         run.mrr_at_risk = _mrr_at_risk(run)
         if writer is not None:
@@ -117,13 +138,17 @@ def write_summary(run: TestRun, writer: StoredResults | None, info: RunInfo | No
         run.current_test = ""
         run.summary_written = True
         run.save()
-        _write_signature_counts(run)
+        _write_signature_counts(run, tally)
     return run
 
 
 def _leave_out_quarantined(run: TestRun, quarantined: dict[str, int]) -> None:
     """Results of quarantined tests stay in the counts and leave the pass rate (services/quarantine.py)."""
     run.quarantined = sum(quarantined.values())
+    run.quarantined_passed = quarantined.get(Outcome.PASSED, 0)
+    run.quarantined_executed = run.quarantined_passed + sum(
+        quarantined.get(o, 0) for o in (Outcome.FAILED, Outcome.ERROR)
+    )
     if run.quarantined:
         run.pass_rate = pass_rate(
             run.passed - quarantined.get(Outcome.PASSED, 0),
@@ -173,20 +198,25 @@ def _mrr_at_risk(run: TestRun) -> Decimal:
     return total or Decimal("0")
 
 
-def _write_signature_counts(run: TestRun) -> None:
+def _write_signature_counts(run: TestRun, tally: RunTally | None = None) -> None:
     """RunSignature rows for the run page, then each signature's lifetime counters.
 
-    Two grouped queries and one bulk update, whatever the number of signatures.
+    Two grouped queries and one bulk update, whatever the number of signatures. With the writer's
+    tally, the run's (signature, test) pairs come from it instead of from the run's results.
     """
-    counted = dict(
-        results=Count("id"), tests=Count("case_id", distinct=True), modules=Count("case__module", distinct=True)
-    )
-    rows = (
-        TestResult.objects.filter(run=run, signature__isnull=False)
-        .values("signature_id")
-        .annotate(**counted)
-        .order_by()
-    )
+    if tally is None or tally.signature_cases is None:
+        counted = dict(
+            results=Count("id"), tests=Count("case_id", distinct=True), modules=Count("case__module", distinct=True)
+        )
+        rows = (
+            TestResult.objects.filter(run=run, signature__isnull=False)
+            .values("signature_id")
+            .annotate(**counted)
+            .order_by()
+        )
+        pairs = None
+    else:
+        rows, pairs = _signature_rows(tally)
     RunSignature.objects.filter(run=run).delete()
     RunSignature.objects.bulk_create(
         [
@@ -200,7 +230,7 @@ def _write_signature_counts(run: TestRun) -> None:
     if not signature_ids:
         return
     # Lifetime counters from the pre-aggregates (migration 0003): this run's rows, never the history.
-    totals = totals_after_run(run.pk, signature_ids)
+    totals = totals_after_run(run.pk, signature_ids, pairs=pairs)
     when = run.finished_at or timezone.now()
     signatures = list(FailureSignature.objects.filter(pk__in=signature_ids))
     for sig in signatures:
@@ -226,3 +256,25 @@ def _write_signature_counts(run: TestRun) -> None:
         ],
         batch_size=500,
     )
+
+
+def _signature_rows(tally: RunTally) -> tuple[list[dict[str, int]], RunPairs]:
+    """``_write_signature_counts``'s grouped rows and the run's pairs, from the writer's tally.
+
+    The modules of the tests the writer created are in the tally; the others are read by primary key.
+    """
+    modules = dict(tally.new_modules)
+    missing = {case_id for _signature_id, case_id in tally.signature_cases if case_id not in modules}
+    modules.update(case_modules(missing))
+    module_pairs = {(signature_id, modules[case_id]) for signature_id, case_id in tally.signature_cases}
+    tests: dict[int, int] = {}
+    for signature_id, _case_id in tally.signature_cases:
+        tests[signature_id] = tests.get(signature_id, 0) + 1
+    per_module: dict[int, int] = {}
+    for signature_id, _module in module_pairs:
+        per_module[signature_id] = per_module.get(signature_id, 0) + 1
+    rows = [
+        {"signature_id": pk, "results": n, "tests": tests[pk], "modules": per_module[pk]}
+        for pk, n in tally.signature_results.items()
+    ]
+    return rows, RunPairs(tally.signature_cases, module_pairs)

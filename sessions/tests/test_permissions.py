@@ -43,6 +43,8 @@ pytestmark = pytest.mark.django_db
 
 ANNOTATE_MODULE = "sessions.views"
 OPERATE_MODULE = "sessions.views_operate"
+# Confirm a fix by reruns (views_fix_confirmation): it queues runs, so operators and admins only, like views_operate.
+OPERATE_MODULES = (OPERATE_MODULE, "sessions.views_fix_confirmation")
 API_MODULE = "sessions.api"
 QUARANTINE_MODULE = "sessions.views_quarantine"  # quarantine a test or a signature's tests: engineers and up
 DISCUSSION_MODULE = "sessions.views_discussion"  # assign a signature, comment on it: engineers and up
@@ -153,6 +155,8 @@ def payload(endpoint: Endpoint, data: dict) -> dict:
         "operate_run_tests": dict,
         "operate_run_subset": lambda: {"marker": "p1"},
         "operate_signature_run_tests": dict,
+        # the world's fix is pending, so an operator's request is refused with 409 (only a deployed fix is confirmed)
+        "operate_fix_confirm": lambda: {"fix": analysis.fixes.order_by("pk").first().pk, "runs": "2"},
         "operate_rerun": lambda: {"scope": "failed"},
         "operate_run_cancel": dict,
         "operate_deployment_cancel": dict,
@@ -241,7 +245,7 @@ def test_the_walk_finds_every_kind_of_endpoint(admin_user) -> None:
     for endpoint in posts:
         assert endpoint.module in (
             ANNOTATE_MODULE,
-            OPERATE_MODULE,
+            *OPERATE_MODULES,
             SETUP_MODULE,
             QUARANTINE_MODULE,
             DISCUSSION_MODULE,
@@ -264,7 +268,7 @@ def test_every_post_endpoint_enforces_the_roles(role: str, users: dict, admin_us
             url = url_for(endpoint, data)
             response = client.post(url, payload(endpoint, data))
             status = response.status_code
-            operate = endpoint.module == OPERATE_MODULE
+            operate = endpoint.module in OPERATE_MODULES
             if endpoint.name in ADMIN_ONLY and role not in ("anonymous", "admin"):
                 ok = status == 403
             elif role == "anonymous":

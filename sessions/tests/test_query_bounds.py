@@ -18,8 +18,9 @@ from sessions.tests.test_pages import triage_world
 #   sessions list 1 · session 10: session, cycles, runs, deployments, criteria, board (2), flaky, classes per
 #     cycle, the activity (the latest SessionEvents: who excluded or included which run)
 #   export 12 · run 4: run, results page, signatures, suspects · results partial 2 (+ the groups for "Rerun")
-#   signature 12: signature, runs, merged-in, analyses (+ steps, fixes), edits, samples, traceback, tests hit,
-#     occurrences, events (an engineer adds the merge candidates) · test 2: case, history · deployment 3
+#   signature 12: signature, runs (and occurrences per cycle from the same rows), merged-in, analyses (+ steps,
+#     fixes), edits, samples (and the traceback from them when one holds it whole), tests hit, events (an
+#     engineer gets the merge candidates in the merged-in query) · test 2: case, history · deployment 3
 #   compare 11: the two runs, the six lists' counts (one aggregation), then for each list that is not
 #     empty its page of test ids and their results (two) · one list 4: the runs, the counts, the page
 BOUNDS = {
@@ -28,7 +29,7 @@ BOUNDS = {
     "session_export": 15,
     "run_detail": 8,  # + which of its signatures an earlier cycle had (selectors/novelty.py)
     "run_results_partial": 5,
-    "signature_detail": 17,  # + the active quarantines among the tests it hit; + its comments (engineers: + assignable users)
+    "signature_detail": 15,  # + the active quarantines among the tests it hit; + its comments (engineers: + assignable users)
     # an Edit or Cancel of one part of an analysis: the signature and the analysis the URL names, the
     # analysis again (+ steps, fixes), its edits
     "signature_whys_partial": 9,
@@ -111,7 +112,7 @@ def test_the_default_comparison_finds_the_previous_full_run(world, client, viewe
 def test_the_engineers_view_of_a_signature_is_bounded_too(world, client, engineer, django_assert_max_num_queries):
     """Engineers also get the merge candidates, the people they may assign it to and every edit form."""
     client.force_login(engineer)
-    with django_assert_max_num_queries(BOUNDS["signature_detail"] + 2):
+    with django_assert_max_num_queries(BOUNDS["signature_detail"] + 1):
         response = client.get(reverse("signature_detail", args=[world["signature"].pk]))
     assert response.status_code == 200
     assert b"Start a five-whys analysis" in response.content

@@ -499,7 +499,7 @@ def test_a_failing_hook_after_the_summary_does_not_leave_the_run_running(tmp_pat
         status=WorkStatus.RUNNING, source=TestRun.Source.UI, started_at=timezone.now(), heartbeat_at=timezone.now(),
     )  # fmt: skip
 
-    def broken_step(run: TestRun) -> None:
+    def broken_step(*_args: object) -> None:
         raise RuntimeError("a step after the summary failed")
 
     monkeypatch.setattr(flaky, "record_run", broken_step)

@@ -205,3 +205,39 @@ def test_the_page_shows_occurrences_tests_modules_and_one_full_traceback(client,
     assert response.context["modules"] == [("tests/e2e/test_chat.py", 3)]
     assert 'id="full-traceback"' in html
     assert f'href="/runs/{first.pk}/"' in html and f'href="/runs/{second.pk}/"' in html
+
+
+def test_occurrences_from_the_run_rows_equal_the_grouped_sums(two_cycles) -> None:
+    """The page sums occurrences from the run rows it reads anyway: the same as grouping in the database."""
+    from django.db.models import Count, Sum
+
+    from sessions.selectors.signatures import occurrences_of_runs, signature_runs
+
+    _first, _second, ws, _t = two_cycles
+    ingest([Case("test_ws_a", "failed", 1.0, WS)], cycle=2, label="rerun")  # two runs in cycle 2
+    grouped = (
+        RunSignature.objects.filter(signature=ws)
+        .values_list("run__session__slug", "run__cycle__number")
+        .annotate(results=Sum("results"), runs=Count("id"))
+        .order_by("run__session__slug", "run__cycle__number")
+    )
+    found = occurrences_of_runs(signature_runs(ws, limit=2000))
+    assert [(o.session, o.cycle, o.results, o.runs) for o in found] == list(grouped)
+    assert [(o.cycle, o.runs) for o in found] == [(1, 1), (2, 2)]
+    assert len(occurrences_of_runs(signature_runs(ws, limit=2000), limit=1)) == 1  # the newest cycle only
+
+
+def test_the_traceback_comes_from_the_samples_unless_it_is_longer_than_their_preview(two_cycles) -> None:
+    from sessions.selectors.columns import DETAILS_PREVIEW_CHARS
+    from sessions.selectors.signatures import signature_samples, signature_traceback, traceback_of
+
+    _first, _second, ws, _t = two_cycles
+    expected = signature_traceback(ws)
+    shown = traceback_of(ws, signature_samples(ws))
+    assert expected is not None and (shown.pk, shown.details) == (expected.pk, expected.details)
+    long = "Traceback (most recent call last):\n" + "x" * (DETAILS_PREVIEW_CHARS + 10)
+    TestResult.objects.filter(pk=expected.pk).update(details=long)
+    shown = traceback_of(ws, signature_samples(ws))
+    assert (shown.pk, shown.details) == (expected.pk, long)  # read whole, not cut at the preview
+    TestResult.objects.filter(signature=ws).update(details="")
+    assert traceback_of(ws, signature_samples(ws)) is None

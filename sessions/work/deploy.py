@@ -24,7 +24,7 @@ from ..models import (
 )
 from ..services import webhooks
 from ..services.lifecycle import on_deployment_succeeded
-from . import checkout, locks, runners
+from . import checkout, locks, runners, stored_logs
 from .cancel import cancel_waiting_runs
 
 log = logging.getLogger(__name__)
@@ -161,6 +161,9 @@ def _finish_deployment(pk: int, status: str, code: int | None, log_path: Path, c
             status = row.status if row.status in DEPLOY_FINAL_STATUSES else WorkStatus.FAILED
         if status == WorkStatus.CANCELLED:
             runners.append_log(log_path, "cancelled: process group killed")
+        # Stored before the final status is visible, so an ended deployment has its whole log (a savepoint:
+        # a failure to store leaves this transaction, and the end, intact).
+        stored_logs.store_log(log_path, deployment_id=pk)
         tail = runners.read_tail(log_path) or row.log_tail
         commit = row.commit_sha
         if not commit and status == WorkStatus.SUCCEEDED:
@@ -173,9 +176,15 @@ def _finish_deployment(pk: int, status: str, code: int | None, log_path: Path, c
             log_tail=tail,
             commit_sha=commit,
         )
-    deployment = Deployment.objects.get(pk=pk)
-    if status == WorkStatus.SUCCEEDED:
-        on_deployment_succeeded(deployment, contained=carried or ())
-    else:
+        deployment = Deployment.objects.get(pk=pk)
+        if status == WorkStatus.SUCCEEDED:
+            # In the same transaction: nobody sees the deployment succeeded without the fixes it carried
+            # marked deployed. A savepoint: a failure here is logged and the deployment's end still commits.
+            try:
+                with transaction.atomic():
+                    on_deployment_succeeded(deployment, contained=carried or ())
+            except Exception:
+                log.exception("deployment %s: marking the fixes it carried failed", pk)
+    if status != WorkStatus.SUCCEEDED:
         cancel_waiting_runs(deployment)
     webhooks.deployment_finished(deployment)

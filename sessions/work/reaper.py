@@ -28,6 +28,7 @@ from ..models import (
     TestRun,
     WorkStatus,
 )
+from ..services import webhooks
 from ..services.run_completion import complete_run
 from . import locks, runners
 from .cancel import cancel_waiting_runs
@@ -66,6 +67,7 @@ def _lose_deployment(deployment: Deployment, cutoff: datetime) -> bool:
     Deployment.objects.filter(pk=deployment.pk).update(log_tail=(deployment.log_tail + f"\n[loopdash] {note}")[-20000:])
     deployment.refresh_from_db()
     cancel_waiting_runs(deployment)
+    webhooks.deployment_finished(deployment)  # receivers hear of a lost deploy as of any other end
     return True
 
 

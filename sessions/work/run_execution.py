@@ -35,7 +35,7 @@ from ..services.ingestion.writer import ResultWriter
 from ..services.live_figures import LiveFigures
 from ..services.run_completion import complete_run
 from ..services.summary import COUNT_FIELD, pass_rate
-from . import checkout, locks, runners
+from . import checkout, locks, runners, stored_logs
 from .cancel import cancel_run, cancel_waiting_runs
 
 log = logging.getLogger(__name__)
@@ -446,6 +446,7 @@ class RunExecution:
             status = TestRun.objects.filter(pk=run.pk).values_list("status", flat=True).get()
             if status == WorkStatus.CANCELLED:
                 runners.append_log(self.log_path, "cancelled: process group killed")
+        stored_logs.store_log(self.log_path, run_id=run.pk)  # before the summary: an ended run has its log
         run.refresh_from_db()
         run.finished_at = run.finished_at or finished_at
         run.log_tail = runners.read_tail(self.log_path) or run.log_tail

@@ -35,7 +35,7 @@ from django.utils import timezone
 from ..ingest.live import FileTail, LiveReportLog
 from ..models import RunShard, TestRun, WorkStatus
 from ..services.ingestion.writer import ResultWriter
-from . import runners
+from . import runners, stored_logs
 from .run_execution import RunExecution
 from .shard_end import COUNTS, RUN_SHARD_TASK, finish_shard
 
@@ -218,6 +218,13 @@ class ShardExecution(RunExecution):
                 f"max {ordered[-1] * 1000:.0f} ms",
             )
         exit_code = self.info.exitstatus if self.info is not None and self.info.exitstatus is not None else code
+        stored_logs.store_log(
+            self.log_path,
+            run_id=self.run.pk,
+            shard_id=self.shard.pk,
+            attempt=self.shard.attempt,
+            worker=self.shard.worker,
+        )
         started = self.shard.started_at or timezone.now()
         finish_shard(
             self.shard,

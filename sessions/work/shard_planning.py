@@ -33,7 +33,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..models import RunShard, TestCase, TestResult, TestRun, WorkStatus, identity_hash
-from . import runners, shard_split
+from . import runners, shard_split, stored_logs
 from .run_execution import RunExecution, _deployment_ready, claim_run, execute_run
 from .shard_end import RUN_SHARD_TASK, complete_if_done
 
@@ -182,6 +182,8 @@ class ShardPlanning(RunExecution):
             f"#{p.index} {len(p.nodeids)} tests ~{p.planned_s:.0f} s" for p in plan
         )
         runners.append_log(self.log_path, note)
+        # The planning log is complete: stored before any shard can end the run (its whole log starts with it).
+        stored_logs.store_log(self.log_path, run_id=self.run.pk)
         with transaction.atomic():
             run = TestRun.objects.select_for_update().get(pk=self.run.pk)
             if run.status != WorkStatus.RUNNING:

@@ -8,6 +8,10 @@ refused connection) is recorded on the row (attempts, response code, last error)
 ``LOOPDASH_WEBHOOK_BACKOFF_S`` × 2^(attempt-1) seconds, up to ``LOOPDASH_WEBHOOK_MAX_ATTEMPTS``
 attempts; then the delivery is *failed*. The task (``tasks.deliver_webhook``) does the waiting through
 Celery's countdown, so no worker process sleeps.
+
+A delivery whose task never reached the broker (refused when the event was recorded, or when a retry
+was sent) would stay *pending* for ever: ``stranded`` finds those whose next attempt is overdue by
+``STRANDED_AFTER_S``, and beat's ``tasks.resend_webhooks`` sends them again.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import hashlib
 import hmac
 import urllib.error
 import urllib.request
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -25,6 +30,9 @@ from django.utils import timezone
 from ..models import WebhookDelivery
 
 USER_AGENT = "loopdash-webhooks/1"
+# A pending delivery whose next attempt is this late has no task on the way: it is sent again.
+STRANDED_AFTER_S = 60.0
+STRANDED_BATCH = 500
 
 
 def signature_header(secret: str, body: bytes) -> str:
@@ -101,3 +109,26 @@ def attempt(delivery_id: int) -> float | None:
         delivered_at=now if not problem else None,
     )
     return None if final else backoff_s(attempts)
+
+
+def stranded(now: datetime | None = None, limit: int = STRANDED_BATCH) -> list[int]:
+    """Pending deliveries whose next attempt is overdue by ``STRANDED_AFTER_S``: no task is on its way.
+
+    Due at creation for a delivery never attempted, else ``backoff_s`` after its last attempt. A queue
+    so backed up that a task waits longer than that may get a second message: the first attempt to
+    end wins (the update is a compare-and-set on ``pending``), and a repeated POST carries the same
+    ``X-Loopdash-Delivery`` (delivery is at least once).
+    """
+    now = now or timezone.now()
+    late = timedelta(seconds=STRANDED_AFTER_S)
+    candidates = (
+        WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, created_at__lt=now - late)
+        .order_by("created_at", "id")
+        .values_list("pk", "attempts", "created_at", "last_attempt_at")[:limit]
+    )
+    found = []
+    for pk, attempts, created_at, last_attempt_at in candidates:
+        due = created_at if not attempts else (last_attempt_at or created_at) + timedelta(seconds=backoff_s(attempts))
+        if now - due > late:
+            found.append(pk)
+    return found

@@ -16,6 +16,7 @@ from ...ingest.records import Outcome
 from ...models import ImpactRule, TestRun
 from ..impact import ImpactClassifier
 from ..signatures import compiled_categories
+from .tally import RunTally
 
 BATCH_SIZE = 10_000  # results per batch, on both engines
 MEMO_LIMIT = 4096  # entries of a memo (fingerprints, marker sets) before it starts again
@@ -36,8 +37,9 @@ class Undo:
 class WriterState:
     """The caches of one writer: read by the engines and the signature look-up, kept across calls."""
 
-    def __init__(self, run: TestRun) -> None:
+    def __init__(self, run: TestRun, tally: RunTally | None = None) -> None:
         self.run = run
+        self.tally = tally  # kept by a writer that stores every result of its run (tally.py)
         self.environment = run.environment
         self.classifier = ImpactClassifier(self.environment)
         self.case_ids: dict[str, int] = {}  # nodeid_hash → case id
@@ -81,6 +83,7 @@ class WriterState:
 
     def forget(self, undo: Undo) -> None:
         """Drop what a rolled-back ``add`` put in the caches: those rows do not exist."""
+        self.tally = None  # part of a batch may be counted in it: the run's end counts from the rows
         for key in undo.cases:
             self.case_ids.pop(key, None)
         for key in undo.signatures:

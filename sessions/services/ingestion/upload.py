@@ -220,7 +220,7 @@ def _ingest_once(
             started_at=now,
         )
         parsed = parse(fileobj, source, max_bytes=max_bytes)
-        writer = ResultWriter(run)
+        writer = ResultWriter(run, sole=True)  # the run is new and completes in this transaction
         writer.add(parsed.results)
         info: RunInfo = parsed.info
         run.format = info.format

@@ -18,21 +18,33 @@ from ...models import TestRun
 from .copy_storage import CopyStorage
 from .orm_storage import OrmStorage
 from .state import Undo, WriterState
+from .tally import RunTally
 
 
 class ResultWriter:
     """Write results of one run in batches; keeps the caches that make batches cheap.
 
     What the run's summary needs of it afterwards (``summary.StoredResults``): ``count``, the results
-    it stored; ``prioritized``, whether one of them belongs to a case with a priority; ``metrics()``.
+    it stored; ``prioritized``, whether one of them belongs to a case with a priority; ``metrics()``;
+    ``tally``, the run's figures when this writer stored all of its results (else None).
+
+    ``sole``: this writer stores every result of the run, in the transaction that completes it (an
+    upload). Then, on PostgreSQL, it keeps a ``RunTally`` and the run's end reads it instead of
+    counting the rows again (``tally.py``).
     """
 
-    def __init__(self, run: TestRun) -> None:
+    def __init__(self, run: TestRun, *, sole: bool = False) -> None:
         self.run = run
-        self.state = WriterState(run)
-        self.storage = CopyStorage(self.state) if connection.vendor == "postgresql" else OrmStorage(self.state)
+        postgresql = connection.vendor == "postgresql"
+        self.state = WriterState(run, RunTally() if sole and postgresql else None)
+        self.storage = CopyStorage(self.state) if postgresql else OrmStorage(self.state)
         self.metric_values: dict[str, list[float]] = {}
         self.count = 0
+
+    @property
+    def tally(self) -> RunTally | None:
+        """The figures of every result of the run, or None (not a sole writer, or a call was rolled back)."""
+        return self.state.tally
 
     @property
     def prioritized(self) -> bool:
