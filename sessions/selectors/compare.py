@@ -15,7 +15,7 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
-from ..models import ComparisonEntry, Outcome, TestCase, TestResult, TestRun
+from ..models import ComparisonEntry, Outcome, TestResult, TestRun
 from ..services.comparisons import (
     CONDITIONS,
     has_ended,
@@ -52,12 +52,34 @@ def compare_base(run: TestRun, other: int | None) -> tuple[TestRun | None, bool]
 
 
 @dataclass(slots=True)
+class CompareTest:
+    """The test of a comparison row: what the page shows of it (plain values, not a model instance)."""
+
+    pk: int
+    nodeid: str
+    priority: str
+
+
+@dataclass(slots=True)
+class CompareResult:
+    """One run's result of a comparison row's test (plain values: 600 model instances cost the page more
+    than its queries)."""
+
+    pk: int
+    outcome: str
+    duration: float | None
+    suspect: bool
+    signature_id: int | None
+    message: str
+
+
+@dataclass(slots=True)
 class CompareRow:
     """One test of a comparison list with its result in each run (None where the run did not have it)."""
 
-    case: TestCase
-    now: TestResult | None
-    was: TestResult | None
+    case: CompareTest
+    now: CompareResult | None
+    was: CompareResult | None
 
     @property
     def slower_by(self) -> float | None:
@@ -157,19 +179,21 @@ def _compare_rows(case_ids: list[int], run: TestRun, base: TestRun) -> list[Comp
     """The page's tests with both runs' results: one query, a few index probes (index result_case_run)."""
     results = (
         TestResult.objects.filter(run_id__in=[run.pk, base.pk], case_id__in=case_ids)
-        .select_related("case")
-        .only(
-            "id", "run_id", "case_id", "outcome", "duration", "suspect", "signature_id", "message",
-            "case__id", "case__nodeid", "case__priority",
-        )
         .order_by("id")
+        .values_list(
+            "id", "run_id", "case_id", "outcome", "duration", "suspect", "signature_id", "message",
+            "case__nodeid", "case__priority",
+        )
     )  # fmt: skip
     rows: dict[int, CompareRow] = {}
-    for result in results:
-        row = rows.setdefault(result.case_id, CompareRow(case=result.case, now=None, was=None))
-        if result.run_id == run.pk and row.now is None:
+    for pk, run_id, case_id, outcome, duration, suspect, signature_id, message, nodeid, priority in results:
+        row = rows.get(case_id)
+        if row is None:
+            row = rows[case_id] = CompareRow(case=CompareTest(case_id, nodeid, priority), now=None, was=None)
+        result = CompareResult(pk, outcome, duration, suspect, signature_id, message)
+        if run_id == run.pk and row.now is None:
             row.now = result
-        elif result.run_id == base.pk and row.was is None:
+        elif run_id == base.pk and row.was is None:
             row.was = result
     return [rows[case_id] for case_id in case_ids if case_id in rows]
 

@@ -125,3 +125,18 @@ def test_the_default_prefers_the_previous_run_of_the_same_suite(client, viewer) 
     client.force_login(viewer)
     assert client.get(reverse("run_compare", args=[full_2.pk])).context["base"] == full_1  # not the P1 run
     assert client.get(reverse("run_compare", args=[p1_2.pk])).context["base"] == p1_1  # not the full run
+
+
+def test_the_rows_are_escaped_and_link_to_the_test_and_its_signature(client, viewer) -> None:
+    """The rows are built in Python (templatetags/compare_rows.py): every value escaped, the links right."""
+    hostile = "AssertionError: <img src=x onerror=alert(1)> & \"quoted\""
+    ingest([Case("test_x", "passed", 1.0)], cycle=1, label="before")
+    after = ingest([Case("test_x", "failed", 1.0, hostile), Case("test_<b>new</b>", "passed", 2.0)], cycle=2)
+    client.force_login(viewer)
+    html = client.get(reverse("run_compare", args=[after.pk])).content.decode()
+    assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt; &amp; &quot;quoted&quot;" in html
+    assert "<b>new</b>" not in html and "test_&lt;b&gt;new&lt;/<wbr>b&gt;" in html  # may wrap after the "/"
+    failed = after.results.get(outcome="failed")
+    assert f'href="{reverse("test_detail", args=[failed.case_id])}"' in html
+    assert f'href="{reverse("signature_detail", args=[failed.signature_id])}"' in html
+    assert '<span class="badge passed">passed</span>' in html and '<span class="muted">absent</span>' in html
