@@ -129,7 +129,7 @@ def test_the_default_prefers_the_previous_run_of_the_same_suite(client, viewer) 
 
 def test_the_rows_are_escaped_and_link_to_the_test_and_its_signature(client, viewer) -> None:
     """The rows are built in Python (templatetags/compare_rows.py): every value escaped, the links right."""
-    hostile = "AssertionError: <img src=x onerror=alert(1)> & \"quoted\""
+    hostile = 'AssertionError: <img src=x onerror=alert(1)> & "quoted"'
     ingest([Case("test_x", "passed", 1.0)], cycle=1, label="before")
     after = ingest([Case("test_x", "failed", 1.0, hostile), Case("test_<b>new</b>", "passed", 2.0)], cycle=2)
     client.force_login(viewer)
