@@ -297,7 +297,9 @@ def test_engineers_and_viewers_get_403_and_an_operator_queues(world, client, vie
     for user in (viewer, engineer):
         client.force_login(user)
         assert client.post(url, {"fix": world["fix"].pk, "runs": "2"}).status_code == 403
-        assert 'class="fix-confirm-form"' not in client.get(world["signature"].get_absolute_url()).content.decode()
+        page = client.get(world["signature"].get_absolute_url()).content.decode()
+        assert 'class="fix-confirm-form"' not in page
+        assert "Operators can confirm fix <code>abc1234</code> by rerunning its tests." in page  # not an empty card
     assert not FixConfirmation.objects.exists()
     client.force_login(operator)
     page = client.get(world["signature"].get_absolute_url()).content.decode()
