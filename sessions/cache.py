@@ -66,13 +66,20 @@ def session_runs_version(session: LoopSession) -> str:
     )
 
 
-def session_trend[T](session: LoopSession, build: Callable[[], T], *parts: object) -> T:
+def forget(key: str) -> None:
+    """Drop a cached value that was found out of date (a failing cache: nothing to drop)."""
+    try:
+        cache.delete(key)
+    except Exception:
+        pass
+
+
+def session_trend[T](session: LoopSession, build: Callable[[], T], *parts: object, version: str | None = None) -> T:
     """The session's trend chart (or anything built from all its cycles), rebuilt only when its runs change.
 
     ``parts`` adds whatever else the value depends on (the chart's priority, say); the session's goal
     is always part of the key.
     """
-    key = make_key(
-        "trend", session.pk, session.goal_pass_rate, session.goal_priority, session_runs_version(session), *parts
-    )
+    version = version or session_runs_version(session)  # the caller's, when it reads it for other values too
+    key = make_key("trend", session.pk, session.goal_pass_rate, session.goal_priority, version, *parts)
     return cached(key, build)

@@ -126,51 +126,72 @@ class BoardCard:
 
 # The board shows what counted runs say about the product: not signatures seen only in excluded or
 # incomplete runs, nor loopdash's own (a test cut off by a cancel).
-_ON_THE_BOARD = {"run__counted": True, "signature__merged_into__isnull": True, "signature__internal": False}
+_BOARD_FIELDS = (
+    "id", "title", "status", "error_type", "merged_into_id", "internal", "category__name", "category__colour",
+)  # fmt: skip
 
 
-def signature_board(session: LoopSession) -> tuple[list[tuple[str, str, list[BoardCard], int]], int]:
-    """The session's signatures by status: [(status, label, cards, count)], total. Three queries.
-
-    Only signatures that counted runs show, and none of loopdash's own (``_ON_THE_BOARD``).
-    """
-    rows = (
-        RunSignature.objects.filter(**_ON_THE_BOARD, run__session=session)
-        .values(
-            "signature_id", "signature__title", "signature__status", "signature__error_type",
-            "signature__category__name", "signature__category__colour",
-        )
+def _board_totals(session: LoopSession) -> list[dict]:
+    """Every signature of the session's counted runs with its sums: the one part of the board that grows
+    with the history (it groups all the session's RunSignature rows: 50 ms at 3,663 runs)."""
+    return list(
+        RunSignature.objects.filter(run__session=session, run__counted=True)
+        .values("signature_id")
         .annotate(results=Sum("results"), runs=Count("id"), last_run=Max("run_id"), first_cycle=Min("run__cycle__number"))
-        .order_by("-last_run", "-results")[:BOARD_LIMIT]
-    )  # fmt: skip
-    current = TestRun.objects.filter(session=session, counted=True).aggregate(n=Max("cycle__number"))["n"]
-    counts = dict(
-        FailureSignature.objects.filter(
-            run_counts__run__session=session,
-            run_counts__run__counted=True,
-            merged_into__isnull=True,
-            internal=False,
-        )
-        .values_list("status")
-        .annotate(n=Count("id", distinct=True))
         .order_by()
-    )
+    )  # fmt: skip
+
+
+def signature_board(
+    session: LoopSession, version: str | None = None
+) -> tuple[list[tuple[str, str, list[BoardCard], int]], int]:
+    """The session's signatures by status: [(status, label, cards, count)], total. Two queries.
+
+    The sums per signature are cached under the session's runs version (``sessions.cache``): they change
+    only when its runs do, or when a merge moves a signature's rows, which the fresh read of the
+    signatures' titles and statuses notices (a signature merged away or gone): the sums are then counted
+    again. Only signatures that counted runs show, and none of loopdash's own.
+    """
+    key = page_cache.make_key("board", session.pk, version or page_cache.session_runs_version(session))
+    totals = page_cache.cached(key, lambda: _board_totals(session))
+    fields = {
+        f["id"]: f
+        for f in FailureSignature.objects.filter(pk__in=[t["signature_id"] for t in totals]).values(*_BOARD_FIELDS)
+    }
+    if len(fields) < len(totals) or any(f["merged_into_id"] for f in fields.values()):
+        page_cache.forget(key)  # a merge or a deletion since they were cached
+        totals = page_cache.cached(key, lambda: _board_totals(session))
+        fields = {
+            f["id"]: f
+            for f in FailureSignature.objects.filter(pk__in=[t["signature_id"] for t in totals]).values(*_BOARD_FIELDS)
+        }
+    shown = [
+        t for t in totals
+        if t["signature_id"] in fields and not fields[t["signature_id"]]["merged_into_id"] and not fields[t["signature_id"]]["internal"]
+    ]  # fmt: skip
+    current = TestRun.objects.filter(session=session, counted=True).aggregate(n=Max("cycle__number"))["n"]
+    counts: dict[str, int] = {}
+    for t in shown:
+        status = fields[t["signature_id"]]["status"]
+        counts[status] = counts.get(status, 0) + 1
+    shown.sort(key=lambda t: (-t["last_run"], -t["results"]))
     columns: dict[str, list[BoardCard]] = {value: [] for value in FailureSignature.Status.values}
-    for r in rows:
-        cards = columns.setdefault(r["signature__status"], [])
+    for t in shown[:BOARD_LIMIT]:
+        f = fields[t["signature_id"]]
+        cards = columns.setdefault(f["status"], [])
         if len(cards) < BOARD_COLUMN:
             cards.append(
                 BoardCard(
-                    signature_id=r["signature_id"],
-                    title=r["signature__title"],
-                    status=r["signature__status"],
-                    category=r["signature__category__name"] or "",
-                    colour=r["signature__category__colour"] or "",
-                    error_type=r["signature__error_type"],
-                    results=r["results"],
-                    runs=r["runs"],
-                    last_run=r["last_run"],
-                    new=current is not None and r["first_cycle"] == current,
+                    signature_id=f["id"],
+                    title=f["title"],
+                    status=f["status"],
+                    category=f["category__name"] or "",
+                    colour=f["category__colour"] or "",
+                    error_type=f["error_type"],
+                    results=t["results"],
+                    runs=t["runs"],
+                    last_run=t["last_run"],
+                    new=current is not None and t["first_cycle"] == current,
                 )
             )
     for cards in columns.values():
@@ -268,8 +289,13 @@ def session_page(
         every.extend(session_cycles(session))
         return session_overview(session, every)
 
+    version = page_cache.session_runs_version(session)  # one query: the trend and the board's sums follow it
     overview = page_cache.session_trend(
-        session, build, json.dumps(targets, sort_keys=True, default=str), getattr(session, "mrr_tracked", True)
+        session,
+        build,
+        json.dumps(targets, sort_keys=True, default=str),
+        getattr(session, "mrr_tracked", True),
+        version=version,
     )
     if every and cycles_before is None:  # built in this request: the latest cycles are at hand
         cycles, older = every[-SESSION_CYCLE_ROWS:], len(every) > SESSION_CYCLE_ROWS
@@ -279,7 +305,7 @@ def session_page(
     latest = reps.get(overview["latest_id"])
     if latest is None and overview["latest_id"] is not None:
         latest = TestRun.objects.filter(pk=overview["latest_id"]).only("id", "metrics").first()
-    board, board_total = signature_board(session)
+    board, board_total = signature_board(session, version)
     flaky, flaky_count = flaky_tests(session)
     return {
         **{key: value for key, value in overview.items() if key != "latest_id"},

@@ -6,6 +6,7 @@ Its analyses (five whys) are read by ``selectors.analyses``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db.models import F, Q
 from django.db.models.functions import Substr
@@ -39,31 +40,42 @@ def merge_target(pk: int | None) -> FailureSignature | None:
     return FailureSignature.objects.filter(pk=pk).first() if pk else None
 
 
-def signature_runs(signature: FailureSignature, limit: int = RUNS_SHOWN) -> list[RunSignature]:
+@dataclass(slots=True)
+class RunOfSignature:
+    """A run the signature appeared in, as its runs table shows it (plain values: the page reads up to
+    ``OCCURRENCE_RUNS`` of these for its occurrences, and 8,000 model instances cost more than the query)."""
+
+    pk: int
+    created_at: datetime
+    pass_rate: float | None
+    incomplete: bool
+    session_slug: str
+    session_title: str
+    cycle: int | None
+
+
+@dataclass(slots=True)
+class SignatureRun:
+    run: RunOfSignature
+    results: int
+    tests: int
+    modules: int
+
+
+def signature_runs(signature: FailureSignature, limit: int = RUNS_SHOWN) -> list[SignatureRun]:
     """The runs a signature appeared in, newest first (index runsig_signature_run): ``limit`` + 1 rows."""
-    return list(
+    rows = (
         RunSignature.objects.filter(signature=signature)
-        .select_related("run", "run__cycle", "run__session")
-        .only(
-            "id",
-            "results",
-            "tests",
-            "modules",
-            "signature_id",
-            "run__id",
-            "run__label",
-            "run__status",
-            "run__created_at",
-            "run__pass_rate",
-            "run__incomplete",
-            "run__cycle__id",
-            "run__cycle__number",
-            "run__session__id",
-            "run__session__slug",
-            "run__session__title",
-        )
-        .order_by("-run_id")[: limit + 1]
-    )
+        .order_by("-run_id")
+        .values_list(
+            "results", "tests", "modules", "run_id", "run__created_at", "run__pass_rate", "run__incomplete",
+            "run__session__slug", "run__session__title", "run__cycle__number",
+        )[: limit + 1]
+    )  # fmt: skip
+    return [
+        SignatureRun(RunOfSignature(run_id, created, rate, incomplete, slug, title, cycle), results, tests, modules)
+        for results, tests, modules, run_id, created, rate, incomplete, slug, title, cycle in rows
+    ]
 
 
 def signature_samples(signature: FailureSignature, limit: int = 10) -> list[TestResult]:
@@ -83,12 +95,12 @@ def merged_into_signature(signature: FailureSignature, limit: int = MERGED_SHOWN
     )
 
 
-def occurrences_of_runs(rows: list[RunSignature], limit: int = 120) -> list[Occurrence]:
+def occurrences_of_runs(rows: list[SignatureRun], limit: int = 120) -> list[Occurrence]:
     """Failing results per (session, cycle) of the signature's newest runs, summed from the RunSignature rows
     the page has already read (its newest ``OCCURRENCE_RUNS``): no result is counted, no query made."""
     sums: dict[tuple[str, int | None], list[int]] = {}  # (session, cycle) -> [results, runs]
     for row in rows:  # newest run first: the first ``limit`` groups are the newest
-        key = (row.run.session.slug, row.run.cycle.number if row.run.cycle_id else None)
+        key = (row.run.session_slug, row.run.cycle)
         if key not in sums and len(sums) == limit:
             continue
         found = sums.setdefault(key, [0, 0])

@@ -241,3 +241,24 @@ def test_the_traceback_comes_from_the_samples_unless_it_is_longer_than_their_pre
     assert (shown.pk, shown.details) == (expected.pk, long)  # read whole, not cut at the preview
     TestResult.objects.filter(signature=ws).update(details="")
     assert traceback_of(ws, signature_samples(ws)) is None
+
+
+def test_the_session_board_follows_a_merge_although_its_sums_are_cached(two_cycles) -> None:
+    """The board's per-signature sums are cached under the session's runs version, which a merge leaves alone."""
+    from sessions.cache import session_runs_version
+    from sessions.selectors.sessions import signature_board
+
+    first, _second, ws, timeout = two_cycles
+    session = first.session
+    version = session_runs_version(session)
+
+    def cards() -> dict[int, int]:
+        board, _total = signature_board(session, version)
+        return {card.signature_id: card.results for _s, _l, column, _n in board for card in column}
+
+    assert cards() == {ws.pk: 3, timeout.pk: 2}
+    triage.merge(timeout, ws, None)
+    assert session_runs_version(session) == version  # the runs did not change: the cached sums are stale
+    assert cards() == {ws.pk: 5}
+    _board, total = signature_board(session, version)
+    assert total == 1
