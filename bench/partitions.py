@@ -34,11 +34,10 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 PLAIN, PART = "loop_sessions_testresult", "bench_results_part"
-INDEXES = {  # name suffix: definition (as migration 0003 and the models declare them)
+INDEXES = {  # name suffix: definition (as migrations 0003 and 0018 and the models declare them)
     "run_id": "(run_id, id)",
     "case_run": "(case_id, run_id)",
-    "run_outcome": "(run_id, outcome, id)",
-    "signature_run": "(signature_id, run_id)",
+    "run_outcome": "(run_id, outcome, id) WHERE outcome <> 'passed'",
     "run_suspect": "(run_id, id) WHERE suspect",
     "signature_recent": "(signature_id, run_id, id) WHERE signature_id IS NOT NULL",
 }
