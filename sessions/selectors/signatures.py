@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db import connection
 from django.db.models import F, Q
 from django.db.models.functions import Substr
 from django.shortcuts import get_object_or_404
@@ -203,7 +204,10 @@ def merge_candidates(signature: FailureSignature, limit: int = 40) -> list[Failu
 def merged_and_candidates(
     signature: FailureSignature, limit: int = 40
 ) -> tuple[list[FailureSignature], list[FailureSignature]]:
-    """``merged_into_signature`` and ``merge_candidates`` in one query (a UNION ALL of the two)."""
+    """``merged_into_signature`` and ``merge_candidates`` in one query (a UNION ALL of the two), where the
+    database allows a LIMIT in each part of a UNION (PostgreSQL; SQLite does not: two queries there)."""
+    if not connection.features.supports_slicing_ordering_in_compound:
+        return merged_into_signature(signature), merge_candidates(signature, limit)
     merged = (
         FailureSignature.objects.filter(merged_into=signature)
         .only(*_SIGNATURE_LIST_FIELDS)
