@@ -79,6 +79,11 @@ def run_whole_log(pk: int) -> WholeLog:
     own = next((s for s in stored if s.shard_id is None), None)
     whole = WholeLog(filename=f"run-{run.pk}.log")
     whole.missing = _why_missing("run", run.pk, status=run.status, started=bool(run.started_at), pruned_on=pruned_on)
+    if not run.log_path and not stored and run.status not in LIVE_STATUSES and not pruned_on:
+        whole.missing = (  # results that came as a file, from the CLI or from a CI job: no worker, no log
+            f"Run {run.pk} was not run by a worker: its results were uploaded (a file, the CLI or a CI job), "
+            "which sends no log. Its page shows every result."
+        )
     shards = list(
         RunShard.objects.filter(run_id=run.pk)
         .order_by("index")

@@ -230,6 +230,10 @@ def test_missing_logs_say_why(ran, client, viewer) -> None:
     page = client.get(ran.get_absolute_url()).content.decode()
     assert 'id="run-lost-tail"' in page and "collected 9 items" in page and 'id="operate-run-log"' not in page
 
+    TestRun.objects.filter(pk=ran.pk).update(status=WorkStatus.FINISHED, log_path="", source=TestRun.Source.UPLOAD)
+    status, body = whole_log(client, f"/runs/{ran.pk}/log/")
+    assert status == 404 and "was not run by a worker: its results were uploaded" in body
+
     env = ran.environment
     deployment = Deployment.objects.create(environment=env, revision="r1", status=WorkStatus.FAILED)
     status, body = whole_log(client, f"/deployments/{deployment.pk}/log/")
