@@ -67,6 +67,8 @@ def serve_whole_log(whole: WholeLog) -> HttpResponse:
     found = False
     for part in whole.parts:
         file = local_file(part.path)
+        if file is not None and part.stored_id is not None and file.stat().st_size != part.stored_size:
+            file = None  # not the file that was stored: left by an earlier row of the same id (a reset database)
         stored_id = None if file is not None else part.stored_id
         found = found or file is not None or stored_id is not None
         sources.append((part.header, file, stored_id, part.note))

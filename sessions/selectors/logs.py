@@ -32,6 +32,7 @@ class LogPart:
     header: str = ""
     path: str = ""  # the worker's file, served when it is on this machine
     stored_id: int | None = None
+    stored_size: int | None = None  # the worker's file size when it stored it: a local file of another size is stale
     note: str = ""  # shown in place of the content when neither is available
 
 
@@ -90,7 +91,9 @@ def run_whole_log(pk: int) -> WholeLog:
         .only("id", "index", "status", "attempt", "worker", "lost_worker", "log_tail")
     )
     if not shards:
-        whole.parts.append(LogPart(path=run.log_path, stored_id=own.pk if own else None))
+        whole.parts.append(
+            LogPart(path=run.log_path, stored_id=own.pk if own else None, stored_size=own.size if own else None)
+        )
         return whole
     whole.sharded = True
     planner = f" (worker {own.worker})" if own and own.worker else ""
@@ -99,6 +102,7 @@ def run_whole_log(pk: int) -> WholeLog:
             header=f"===== run {run.pk}: planning{planner} =====",
             path=run.log_path,
             stored_id=own.pk if own else None,
+            stored_size=own.size if own else None,
             note="[loopdash] the planning worker's log was not kept",
         )
     )
@@ -127,6 +131,7 @@ def _shard_parts(shard: RunShard, count: int, stored: list[StoredLog]) -> list[L
             LogPart(
                 header=f"===== shard {shard.index} of {count} (attempt {item.attempt}, worker {who}): retried =====",
                 stored_id=item.pk,
+                stored_size=item.size,
             )
         )
     current = next((s for s in stored if s.attempt == shard.attempt), None)
@@ -146,6 +151,7 @@ def _shard_parts(shard: RunShard, count: int, stored: list[StoredLog]) -> list[L
             header=header,
             path=shard_log_path(shard.pk),
             stored_id=current.pk if current else None,
+            stored_size=current.size if current else None,
             note=note,
         )
     )
@@ -159,7 +165,9 @@ def deployment_whole_log(deployment: Deployment) -> WholeLog:
     whole.missing = _why_missing(
         "deployment", deployment.pk, status=deployment.status, started=bool(deployment.started_at)
     )
-    whole.parts.append(LogPart(path=deployment.log_path, stored_id=own.pk if own else None))
+    whole.parts.append(
+        LogPart(path=deployment.log_path, stored_id=own.pk if own else None, stored_size=own.size if own else None)
+    )
     return whole
 
 

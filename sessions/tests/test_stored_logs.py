@@ -251,6 +251,17 @@ def test_logs_need_a_login_and_any_viewer_reads_them(ran, client, viewer) -> Non
     assert whole_log(client, f"/runs/{ran.pk}/log/") == (200, "hello from the worker\n")
 
 
+def test_a_local_file_that_is_not_the_stored_one_is_not_served(ran, client, viewer) -> None:
+    """A file an earlier row of the same id left (a reset database) must not stand for this run's log."""
+    client.force_login(viewer)
+    path = write_log(ran, "this run's own log\n")
+    store_log(path, run_id=ran.pk)
+    TestRun.objects.filter(pk=ran.pk).update(status=WorkStatus.FINISHED)
+    assert whole_log(client, f"/runs/{ran.pk}/log/") == (200, "this run's own log\n")  # the local file, the same
+    path.write_text("an older run's log of another length\n")
+    assert whole_log(client, f"/runs/{ran.pk}/log/") == (200, "this run's own log\n")  # the stored copy
+
+
 @pytest.mark.django_db
 def test_prune_drops_the_stored_logs_of_the_runs_it_prunes(loop) -> None:  # noqa: F811
     old, latest = loop[0], loop[-1]
