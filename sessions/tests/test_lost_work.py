@@ -6,6 +6,8 @@ real, by pointing the Celery app at a closed port, and silence is made by dating
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -38,9 +40,9 @@ def _reset_pools() -> None:
     celery_app.amqp._producer_pool = None
 
 
-@pytest.fixture
-def broker_down():
-    """The Celery app's broker on a port where nothing listens (a real refused connection)."""
+@contextmanager
+def broker_refusing() -> Iterator[None]:
+    """The Celery app's broker on a port where nothing listens (a real refused connection), restored after."""
     keys = ("broker_url", "broker_write_url", "broker_read_url", "broker_transport_options")
     saved = {key: celery_app.conf[key] for key in keys}
     celery_app.conf.update(
@@ -50,9 +52,18 @@ def broker_down():
         broker_transport_options={},
     )
     _reset_pools()
-    yield
-    celery_app.conf.update(saved)
-    _reset_pools()
+    try:
+        yield
+    finally:
+        celery_app.conf.update(saved)
+        _reset_pools()
+
+
+@pytest.fixture
+def broker_down():
+    """The whole test with a broker that refuses (``broker_refusing``)."""
+    with broker_refusing():
+        yield
 
 
 # -- a failed enqueue ------------------------------------------------------------------------------------------------

@@ -8,19 +8,16 @@ for a deployment whose worker went silent, as for any other end.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from loopdash.celery import app as celery_app
 from sessions import tasks
 from sessions.models import Deployment, Environment, LoopSession, WebhookDelivery, WorkStatus
 from sessions.services import webhooks
 from sessions.services.ingestion.cycles import resolve_cycle
-from sessions.tests.test_lost_work import broker_down  # noqa: F401 - the fixture
+from sessions.tests.test_lost_work import broker_down, broker_refusing  # noqa: F401 - the fixture
 from sessions.tests.test_webhooks import SECRET, receiver, wait_for, webhook_worker  # noqa: F401 - fixtures
 from sessions.work import reaper
 from sessions.work.webhooks import STRANDED_AFTER_S, stranded
@@ -77,27 +74,7 @@ def test_beats_resend_delivers_a_stranded_delivery(request, broker_down_then_up)
 @pytest.fixture
 def broker_down_then_up():
     """A context in which the broker refuses (a closed port), restored after it."""
-
-    @contextmanager
-    def down() -> Iterator[None]:
-        keys = ("broker_url", "broker_write_url", "broker_read_url", "broker_transport_options")
-        saved = {key: celery_app.conf[key] for key in keys}
-        celery_app.conf.update(
-            broker_url="redis://127.0.0.1:9/0",
-            broker_write_url="redis://127.0.0.1:9/0",
-            broker_read_url="redis://127.0.0.1:9/0",
-            broker_transport_options={},
-        )
-        celery_app._pool = None
-        celery_app.amqp._producer_pool = None
-        try:
-            yield
-        finally:
-            celery_app.conf.update(saved)
-            celery_app._pool = None
-            celery_app.amqp._producer_pool = None
-
-    return down
+    return broker_refusing
 
 
 @pytest.mark.django_db
