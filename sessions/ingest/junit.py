@@ -63,7 +63,16 @@ from .records import (
     RunInfo,
 )
 from .source import CHUNK, Source
-from .xml_guard import LineCount, TooDeep, expat_error, pull_parser, read_prolog, refuse_doctype, syntax_error
+from .xml_guard import (
+    LineCount,
+    TooDeep,
+    expat_error,
+    pull_parser,
+    read_prolog,
+    refuse_doctype,
+    syntax_error,
+    xml_feeds,
+)
 
 ROOTS = (b"testsuites", b"testsuite")
 # Any root other than these four formats' comes here and is refused by this wording.
@@ -105,14 +114,14 @@ def parse_junit(src: Source, info: RunInfo) -> Iterator[ParsedResult]:
 
 def _parse_lxml(src: Source, info: RunInfo) -> Iterator[ParsedResult]:
     source = src.source
-    data = read_prolog(src, ROOTS, EXPECTED)
+    prolog = read_prolog(src, ROOTS, EXPECTED)
     parser = pull_parser(_TAGS, src.encoding)
     state = _State(info)
     held = _Lookback()
     lines = LineCount()
     etree.clear_error_log()
     first = True
-    while True:
+    for data in xml_feeds(src, prolog):
         try:
             if data:
                 lines.feed(data)
@@ -125,6 +134,7 @@ def _parse_lxml(src: Source, info: RunInfo) -> Iterator[ParsedResult]:
         if first and events:
             first = False
             refuse_doctype(source, events[0][1])
+        last = None  # the last test case handled: it and the siblings before it are freed at once
         for _event, el in events:
             tag = el.tag
             if tag[0] == "{":
@@ -137,9 +147,7 @@ def _parse_lxml(src: Source, info: RunInfo) -> Iterator[ParsedResult]:
                     if released is not None:
                         yield from released
                 el.clear(keep_tail=False)
-                if parent is not None:
-                    while el.getprevious() is not None:
-                        del parent[0]
+                last = el
             elif tag == "testsuite":
                 state.suite_end(el, _depth(parent))
                 _drop(el, parent)
@@ -149,10 +157,16 @@ def _parse_lxml(src: Source, info: RunInfo) -> Iterator[ParsedResult]:
                 state.properties_end(el, parent)
             else:
                 state.output_end(el, tag, parent)
-        if not data:
-            break
-        data = src.read(CHUNK)
+        if last is not None:
+            _drop_before(last)
     yield from held.drain()
+
+
+def _drop_before(el: etree._Element) -> None:
+    """Free the handled siblings before ``el`` with one slice: a deletion per test case cost more."""
+    parent = el.getparent()
+    if parent is not None:
+        del parent[: parent.index(el)]
 
 
 def _depth(parent: etree._Element | None) -> int:
@@ -321,6 +335,7 @@ _PASSED = Outcome.PASSED
 
 def _testcase(el: Any, state: _State, parent: Any) -> tuple[ParsedResult, bool]:
     """The result for one ``<testcase>``, and whether it is a pytest teardown-only duplicate."""
+    # One call for every attribute: five ``el.get`` calls cost lxml more (each parses its key).
     get = el.get
     classname = get("classname")
     classname = classname.strip() if classname else ""

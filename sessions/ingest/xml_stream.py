@@ -15,8 +15,8 @@ from typing import Any
 from lxml import etree
 
 from .records import IngestError
-from .source import CHUNK, Source
-from .xml_guard import LineCount, TooDeep, pull_parser, read_prolog, refuse_doctype, syntax_error
+from .source import Source
+from .xml_guard import LineCount, TooDeep, pull_parser, read_prolog, refuse_doctype, syntax_error, xml_feeds
 
 
 def element_ends(
@@ -24,12 +24,12 @@ def element_ends(
 ) -> Iterator[tuple[str, Any]]:
     """(local name, element) at the end of each element named in ``tags`` (``"{*}name"``), in file order."""
     source = src.source
-    data = read_prolog(src, roots, expected)
+    prolog = read_prolog(src, roots, expected)
     parser = pull_parser(tags, src.encoding)
     lines = LineCount()
     etree.clear_error_log()
     first = True
-    while True:
+    for data in xml_feeds(src, prolog):
         try:
             try:
                 if data:
@@ -48,9 +48,6 @@ def element_ends(
         for _event, el in events:
             tag = el.tag
             yield (tag.rpartition("}")[2] if tag[0] == "{" else tag), el
-        if not data:
-            break
-        data = src.read(CHUNK)
 
 
 def release(el: Any) -> None:

@@ -133,6 +133,21 @@ def test_a_file_cut_off_says_what_was_left_open_and_where(cut_after, problem, li
     assert refused.value.line == line
 
 
+def test_a_long_section_cut_off_is_found_across_many_parser_feeds() -> None:
+    """The parser is fed 16 KiB at a time; an unfinished CDATA section opened 300 KiB before the end
+    (and 5,000 test cases into the file) is still named, with the line it opened on."""
+    cases = "".join(f'<testcase classname="t.test_a" name="test_{i}" time="0.1"/>\n' for i in range(5000))
+    body = "x" * 100 + "\n"
+    data = (
+        f'<testsuites><testsuite name="pytest">\n{cases}<testcase classname="t.test_a" name="test_last">'
+        f"<failure><![CDATA[{body * 3000}"
+    ).encode()
+    with pytest.raises(IngestError) as refused:
+        parsed(data, "cut.xml")
+    assert "the file ends inside a CDATA section opened on line 5002" in refused.value.problem
+    assert refused.value.line == 5002 + 3000
+
+
 def rerun_records(final: str) -> list[dict]:
     crash = {
         "reprcrash": {"message": "AssertionError: socket closed", "path": "t.py", "lineno": 3},
