@@ -611,3 +611,25 @@ def test_ten_thousand_nested_suites_are_stored() -> None:
     run = ingest_file(io.BytesIO(deep_suites(10_000)), "deep.xml", session_slug="deep").run
     assert (run.total, run.passed, run.failed) == (10_001, 10_000, 1)
     assert run.results.count() == 10_001
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        'classname="tests.e2e.test_chat.TestAgent" name=" test_send[a] " time="1.5"',  # pytest's order
+        'time="1.5" name=" test_send[a] " classname="tests.e2e.test_chat.TestAgent"',
+        'classname="tests.e2e.test_chat.TestAgent" name=" test_send[a] " time="1.5" status="run"',
+        'classname="tests.e2e.test_chat.TestAgent" name=" test_send[a] " time="1.5" file="tests/e2e/test_chat.py"',
+    ],
+)
+def test_the_attribute_order_changes_nothing(attributes: str) -> None:
+    """pytest's own attribute layout is read with one call; every other layout must read the same."""
+    results, _ = parse_bytes(suite(f"<testcase {attributes}/>"))
+    (result,) = results
+    assert (result.nodeid, result.name, result.file, result.outcome, result.duration) == (
+        "tests/e2e/test_chat.py::TestAgent::test_send[a]",
+        "test_send[a]",
+        "tests/e2e/test_chat.py",
+        "passed",
+        1.5,
+    )
