@@ -71,6 +71,12 @@ def test_an_engineer_takes_a_signature_and_comments_and_a_viewer_reads(live_serv
             assert loads == [], f"the page reloaded: {loads}"
             assert not [e for e in errors if "Content Security Policy" in e], errors
             shot(page, "signature-discussion")
+            # The label stands above a textarea as wide as the form (it once wrapped around it).
+            label, area, form = (
+                page.locator(sel).bounding_box() for sel in ("#comment-form label", "#comment-body", "#comment-form")
+            )
+            assert area["y"] >= label["y"] + label["height"] - 1, (label, area)
+            assert area["width"] >= 0.95 * form["width"], (area, form)
 
             signature.refresh_from_db()
             assert signature.assignee.username == "otto"
