@@ -162,8 +162,9 @@ def deployment_whole_log(deployment: Deployment) -> WholeLog:
     """A deployment's whole log: its file on this machine, else its stored copy."""
     own = _stored_meta().filter(deployment_id=deployment.pk).first()
     whole = WholeLog(filename=f"deployment-{deployment.pk}.log")
+    pruned_on = deployment.detail_pruned_at.date().isoformat() if deployment.detail_pruned_at else ""
     whole.missing = _why_missing(
-        "deployment", deployment.pk, status=deployment.status, started=bool(deployment.started_at)
+        "deployment", deployment.pk, status=deployment.status, started=bool(deployment.started_at), pruned_on=pruned_on
     )
     whole.parts.append(
         LogPart(path=deployment.log_path, stored_id=own.pk if own else None, stored_size=own.size if own else None)

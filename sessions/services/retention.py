@@ -12,6 +12,11 @@ Kept whatever their age: a session's latest run, and the runs a triaged signatur
 and last runs of a signature that has an analysis, the runs of a fix's deployment and the run that
 judged it), which are the evidence behind an analysis.
 
+Deployments' logs follow the same window (``prunable_deployments``): an ended deployment outside it
+loses its log file, its stored copy and its last lines, and keeps everything else (revision, commit,
+status, exit code, times). Kept whatever their age: each environment's current deployment (its latest
+succeeded one), a deployment that carried a fix, and the deployment of a run that keeps its detail.
+
 Batched: one short transaction per ``BATCH`` results of a run (an id range), so memory stays flat and
 no lock is held long; a run is marked pruned (``TestRun.detail_pruned_at``) after its last batch, and
 an interrupted prune picks the run up again. Idempotent: pruned runs are skipped, and only results that
@@ -30,7 +35,20 @@ from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce, Length
 from django.utils import timezone
 
-from ..models import Analysis, Cycle, Environment, FailureSignature, Fix, LoopSession, StoredLog, TestResult, TestRun
+from ..models import (
+    DEPLOY_FINAL_STATUSES,
+    Analysis,
+    Cycle,
+    Deployment,
+    Environment,
+    FailureSignature,
+    Fix,
+    LoopSession,
+    StoredLog,
+    TestResult,
+    TestRun,
+    WorkStatus,
+)
 
 BATCH = 5_000
 
@@ -42,18 +60,20 @@ class PruneReport:
     runs: int = 0
     results: int = 0
     text_bytes: int = 0
-    log_bytes: int = 0
+    log_bytes: int = 0  # runs' and deployments' logs
     run_ids: list[int] = field(default_factory=list)
+    deployment_ids: list[int] = field(default_factory=list)
 
     def describe(self, *, dry_run: bool) -> str:
+        deployments = f" and the logs of {len(self.deployment_ids)} deployment(s)" if self.deployment_ids else ""
         if not dry_run:
             return (
-                f"dropped the detail of {self.runs} run(s): the text of {self.results} result(s), "
+                f"dropped the detail of {self.runs} run(s){deployments}: the text of {self.results} result(s), "
                 f"{self.log_bytes / 1_000_000:.1f} MB of logs"
             )
         mb = (self.text_bytes + self.log_bytes) / 1_000_000
         return (
-            f"would drop the detail of {self.runs} run(s): the text of {self.results} result(s), "
+            f"would drop the detail of {self.runs} run(s){deployments}: the text of {self.results} result(s), "
             f"about {mb:.1f} MB ({self.text_bytes / 1_000_000:.1f} MB of result text, "
             f"{self.log_bytes / 1_000_000:.1f} MB of logs)"
         )
@@ -123,9 +143,14 @@ def _log_files(run: TestRun) -> list[Path]:
     return [path for path in log.parent.iterdir() if path.is_file()] if log.parent.is_dir() else []
 
 
-def _stored_log_bytes(run_id: int) -> int:
-    """The compressed bytes of the logs the workers stored for the run and its shards (``StoredLog``)."""
-    found = StoredLog.objects.filter(run_id=run_id).aggregate(n=Coalesce(Sum(Length("data")), 0))
+def _stored_log_bytes(run_id: int | None = None, *, deployment_id: int | None = None) -> int:
+    """The compressed bytes of the logs workers stored (``StoredLog``): a run's and its shards', or a deployment's."""
+    stored = (
+        StoredLog.objects.filter(run_id=run_id)
+        if deployment_id is None
+        else StoredLog.objects.filter(deployment_id=deployment_id)
+    )
+    found = stored.aggregate(n=Coalesce(Sum(Length("data")), 0))
     return int(found["n"])
 
 
@@ -178,10 +203,16 @@ def prune_run(run: TestRun, *, batch: int = BATCH) -> tuple[int, int]:
 
 
 def prune(*, dry_run: bool = False, now: dt.datetime | None = None, batch: int = BATCH) -> PruneReport:
-    """Prune every run outside its window (``dry_run``: only say what would go; nothing is written)."""
+    """Prune every run and deployment outside its window (``dry_run``: only say what would go)."""
     runs = prunable_runs(now)
+    deployments = list(prunable_deployments(now).only("id", "log_path"))
     if dry_run:
-        return estimate(runs)
+        report = estimate(runs)
+        for deployment in deployments:
+            report.deployment_ids.append(deployment.pk)
+            report.log_bytes += sum(path.stat().st_size for path in _deployment_files(deployment))
+            report.log_bytes += _stored_log_bytes(deployment_id=deployment.pk)
+        return report
     report = PruneReport()
     for run in list(runs.only("id", "log_path")):
         written, freed = prune_run(run, batch=batch)
@@ -189,4 +220,81 @@ def prune(*, dry_run: bool = False, now: dt.datetime | None = None, batch: int =
         report.run_ids.append(run.pk)
         report.results += written
         report.log_bytes += freed
+    for deployment in deployments:
+        report.deployment_ids.append(deployment.pk)
+        report.log_bytes += prune_deployment(deployment)
     return report
+
+
+# -- deployments' logs ---------------------------------------------------------------------------------------
+
+
+def protected_deployment_ids() -> set[int]:
+    """Deployments that keep their log whatever its age: the environments' current ones and the evidence."""
+    ids = set(Fix.objects.exclude(deployment=None).values_list("deployment_id", flat=True))
+    ids |= set(
+        TestRun.objects.filter(pk__in=protected_run_ids())
+        .exclude(deployment=None)
+        .values_list("deployment_id", flat=True)
+    )
+    current = (
+        Deployment.objects.filter(environment_id=OuterRef("pk"), status=WorkStatus.SUCCEEDED)
+        .order_by("-finished_at", "-pk")
+        .values("pk")[:1]
+    )
+    ids |= {
+        pk for pk in Environment.objects.annotate(current=Subquery(current)).values_list("current", flat=True) if pk
+    }
+    return ids
+
+
+def prunable_deployments(now: dt.datetime | None = None) -> QuerySet[Deployment]:
+    """Ended deployments with a log left, outside their environment's window and not protected.
+
+    The window as for runs: every limit that is set must say so (finished more than ``days`` ago; its
+    cycle not among its session's latest ``cycles``). A deployment outside any cycle is judged by the
+    days alone, and kept when only cycles are limited.
+    """
+    now = now or timezone.now()
+    latest_cycle = Subquery(
+        Cycle.objects.filter(session_id=OuterRef("cycle__session_id")).order_by("-number").values("number")[:1]
+    )
+    outside = Q(pk__in=[])
+    for environment in Environment.objects.only("id", "detail_days", "detail_cycles"):
+        days, cycles = window(environment)
+        if not days and not cycles:
+            continue
+        condition = Q(environment_id=environment.pk)
+        if days:
+            condition &= Q(finished_at__lt=now - dt.timedelta(days=days))
+        if cycles:
+            condition &= Q(cycle__isnull=False, cycle__number__lte=F("latest_cycle") - cycles)
+        outside |= condition
+    return (
+        Deployment.objects.annotate(latest_cycle=latest_cycle)
+        .filter(outside, detail_pruned_at=None, status__in=DEPLOY_FINAL_STATUSES)
+        .exclude(pk__in=protected_deployment_ids())
+        .order_by("finished_at", "pk")
+    )
+
+
+def _deployment_files(deployment: Deployment) -> list[Path]:
+    """The deployment's log file, only when it lies inside MEDIA_ROOT (where workers write logs)."""
+    if not deployment.log_path:
+        return []
+    media = Path(settings.MEDIA_ROOT).resolve()
+    log = Path(deployment.log_path)
+    log = (log if log.is_absolute() else media / log).resolve()
+    return [log] if log.is_relative_to(media) and log.is_file() else []
+
+
+def prune_deployment(deployment: Deployment) -> int:
+    """Drop one deployment's log: the file, the stored copy and the last lines; mark it. Returns bytes freed."""
+    freed = 0
+    for path in _deployment_files(deployment):
+        freed += path.stat().st_size
+        path.unlink(missing_ok=True)
+    freed += _stored_log_bytes(deployment_id=deployment.pk)
+    StoredLog.objects.filter(deployment_id=deployment.pk).delete()
+    Deployment.objects.filter(pk=deployment.pk).update(detail_pruned_at=timezone.now(), log_tail="")
+    return freed

@@ -19,11 +19,13 @@ from loopdash.celery import app
 from sessions import tasks
 from sessions.models import (
     Analysis,
+    Deployment,
     Environment,
     FailureSignature,
     Fix,
     RunComparison,
     RunSignature,
+    StoredLog,
     TestCase,
     TestResult,
     TestRun,
@@ -32,6 +34,7 @@ from sessions.selectors.cases import case_facts, case_history
 from sessions.selectors.compare import compare_counts, compare_page
 from sessions.services import retention
 from sessions.tests.test_pages import Case, ingest
+from sessions.work.stored_logs import store_log
 
 pytestmark = pytest.mark.django_db
 
@@ -205,3 +208,79 @@ def test_negative_windows_keep_everything(loop) -> None:
         patch.setattr(settings, "LOOPDASH_RETENTION_DAYS", -5)
         patch.setattr(settings, "LOOPDASH_RETENTION_CYCLES", -1)
         assert retention.prune(dry_run=True).runs == 0
+
+
+def deployment(run: TestRun, status: str = "succeeded", *, cycle: bool = True, days_ago: int = 0) -> Deployment:
+    """A deployment of ``run``'s cycle with a log file under MEDIA_ROOT, its stored copy and its tail."""
+    finished = timezone.now() - dt.timedelta(days=days_ago)
+    made = Deployment.objects.create(
+        environment_id=run.environment_id,
+        cycle_id=run.cycle_id if cycle else None,
+        revision=f"r{run.cycle.number}",
+        status=status,
+        log_tail="deployed",
+        started_at=finished - dt.timedelta(seconds=30),
+        finished_at=None if status == "running" else finished,
+    )
+    folder = Path(settings.MEDIA_ROOT) / "deployments"
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / f"retention-test-{made.pk}.log"
+    log.write_text("building release\n" * 2000)
+    Deployment.objects.filter(pk=made.pk).update(log_path=str(log))
+    store_log(log, deployment_id=made.pk)
+    made.refresh_from_db()
+    return made
+
+
+def test_old_deployments_lose_their_logs_and_current_and_evidence_keep_them(loop, client, viewer) -> None:
+    old = deployment(loop[0])  # cycle 1: outside the window (latest cycle only)
+    fixed = deployment(loop[1], "failed")  # carried a fix: evidence
+    Fix.objects.create(
+        analysis=Analysis.objects.create(signature=FailureSignature.objects.first(), problem="p"),
+        sha="abc1234",
+        deployment=fixed,
+    )
+    running = deployment(loop[2], "running")
+    stale = deployment(loop[2], "succeeded", cycle=False, days_ago=400)  # no cycle, only cycles limited
+    current = deployment(loop[3])  # the environment's current deployment, inside the window anyway
+    newest = deployment(loop[1], "succeeded")  # the latest succeeded one: the current deployment
+    Deployment.objects.filter(pk=current.pk).update(status="failed")
+    file_size = Path(old.log_path).stat().st_size
+    stored = StoredLog.objects.get(deployment=old).data
+
+    dry = retention.prune(dry_run=True)
+    assert dry.deployment_ids == [old.pk], dry
+    assert dry.log_bytes >= file_size + len(stored)
+    assert Path(old.log_path).exists() and StoredLog.objects.filter(deployment=old).exists()
+    assert "and the logs of 1 deployment(s)" in dry.describe(dry_run=True)
+
+    report = retention.prune()
+    assert report.deployment_ids == [old.pk]
+    assert not Path(old.log_path).exists() and not StoredLog.objects.filter(deployment=old).exists()
+    old.refresh_from_db()
+    assert old.detail_pruned_at is not None and old.log_tail == ""
+    assert (old.revision, old.status, old.finished_at) == ("r1", "succeeded", old.finished_at)
+    for kept in (fixed, running, stale, current, newest):
+        kept.refresh_from_db()
+        assert kept.detail_pruned_at is None and kept.log_tail == "deployed", kept
+        assert Path(kept.log_path).exists() and StoredLog.objects.filter(deployment=kept).exists()
+    assert retention.prune().deployment_ids == []  # idempotent
+
+    client.force_login(viewer)
+    answer = client.get(reverse("operate_deployment_log", args=[old.pk]))
+    assert answer.status_code == 404
+    assert f"was pruned on {old.detail_pruned_at.date().isoformat()}" in answer.content.decode()
+    html = client.get(reverse("deployment_detail", args=[old.pk])).content.decode()
+    assert 'id="deployment-log-pruned"' in html and "Pruned " in html
+    html = client.get(reverse("deployment_detail", args=[fixed.pk])).content.decode()
+    assert 'id="deployment-log-pruned"' not in html and 'id="operate-deployment-log"' in html
+
+
+def test_deployments_follow_the_window_in_days(loop, settings) -> None:
+    Environment.objects.update(detail_days=30, detail_cycles=0)
+    old = deployment(loop[0], "failed", days_ago=40)
+    recent = deployment(loop[0], "failed", days_ago=5)
+    deployment(loop[3])  # current
+    assert retention.prune().deployment_ids == [old.pk]
+    recent.refresh_from_db()
+    assert recent.detail_pruned_at is None

@@ -1,4 +1,4 @@
-"""`manage.py prune [--dry-run] [--batch N]`: drop the bulky text of results outside the retention window.
+"""`manage.py prune [--dry-run] [--batch N]`: drop the bulky text of results, and old logs, outside the retention window.
 
 The same work as the hourly beat task (``sessions.tasks.prune_detail``), on demand. ``--dry-run`` prints
 what would be dropped (runs, results with text, an estimate of the bytes) and writes nothing.
@@ -12,7 +12,7 @@ from sessions.services import retention
 
 
 class Command(BaseCommand):
-    help = "Drop messages, tracebacks, output and logs of results older than the retention window."
+    help = "Drop messages, tracebacks, output and logs of runs and deployments older than the retention window."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--dry-run", action="store_true", help="Print what would be dropped; change nothing.")
