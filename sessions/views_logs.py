@@ -14,27 +14,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from django.conf import settings
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
 from .models import Deployment
 from .selectors.logs import WholeLog, deployment_whole_log, run_whole_log, stored_text
+from .services.media import local_file
 
 TEXT = "text/plain; charset=utf-8"
 CHUNK = 256 * 1024
-
-
-def local_file(path: str) -> Path | None:
-    """The file at ``path`` (relative: to MEDIA_ROOT) when it is on this machine, under MEDIA_ROOT."""
-    if not path:
-        return None
-    media = Path(settings.MEDIA_ROOT).resolve()
-    file = Path(path)
-    file = (file if file.is_absolute() else media / file).resolve()
-    if not file.is_relative_to(media) or not file.is_file():
-        return None
-    return file
 
 
 def _file_chunks(file: Path) -> Iterator[bytes]:

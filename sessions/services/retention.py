@@ -49,6 +49,7 @@ from ..models import (
     TestRun,
     WorkStatus,
 )
+from .media import local_file
 
 BATCH = 5_000
 
@@ -143,15 +144,9 @@ def _log_files(run: TestRun) -> list[Path]:
     return [path for path in log.parent.iterdir() if path.is_file()] if log.parent.is_dir() else []
 
 
-def _stored_log_bytes(run_id: int | None = None, *, deployment_id: int | None = None) -> int:
-    """The compressed bytes of the logs workers stored (``StoredLog``): a run's and its shards', or a deployment's."""
-    stored = (
-        StoredLog.objects.filter(run_id=run_id)
-        if deployment_id is None
-        else StoredLog.objects.filter(deployment_id=deployment_id)
-    )
-    found = stored.aggregate(n=Coalesce(Sum(Length("data")), 0))
-    return int(found["n"])
+def _stored_log_bytes(stored: QuerySet[StoredLog]) -> int:
+    """The compressed bytes of stored logs (``StoredLog``): a run's and its shards', or a deployment's."""
+    return int(stored.aggregate(n=Coalesce(Sum(Length("data")), 0))["n"])
 
 
 def estimate(runs: QuerySet[TestRun]) -> PruneReport:
@@ -165,7 +160,9 @@ def estimate(runs: QuerySet[TestRun]) -> PruneReport:
         report.run_ids.append(run.pk)
         report.results += figures["results"]
         report.text_bytes += figures["chars"]
-        report.log_bytes += sum(path.stat().st_size for path in _log_files(run)) + _stored_log_bytes(run.pk)
+        report.log_bytes += sum(path.stat().st_size for path in _log_files(run)) + _stored_log_bytes(
+            StoredLog.objects.filter(run_id=run.pk)
+        )
     return report
 
 
@@ -196,7 +193,7 @@ def prune_run(run: TestRun, *, batch: int = BATCH) -> tuple[int, int]:
     for path in _log_files(run):
         freed += path.stat().st_size
         path.unlink(missing_ok=True)
-    freed += _stored_log_bytes(run.pk)
+    freed += _stored_log_bytes(StoredLog.objects.filter(run_id=run.pk))
     StoredLog.objects.filter(run_id=run.pk).delete()  # the copies in the database: the run's and its shards'
     TestRun.objects.filter(pk=run.pk).update(detail_pruned_at=timezone.now(), log_tail="", suite_output="")
     return written, freed
@@ -211,7 +208,7 @@ def prune(*, dry_run: bool = False, now: dt.datetime | None = None, batch: int =
         for deployment in deployments:
             report.deployment_ids.append(deployment.pk)
             report.log_bytes += sum(path.stat().st_size for path in _deployment_files(deployment))
-            report.log_bytes += _stored_log_bytes(deployment_id=deployment.pk)
+            report.log_bytes += _stored_log_bytes(StoredLog.objects.filter(deployment_id=deployment.pk))
         return report
     report = PruneReport()
     for run in list(runs.only("id", "log_path")):
@@ -280,12 +277,8 @@ def prunable_deployments(now: dt.datetime | None = None) -> QuerySet[Deployment]
 
 def _deployment_files(deployment: Deployment) -> list[Path]:
     """The deployment's log file, only when it lies inside MEDIA_ROOT (where workers write logs)."""
-    if not deployment.log_path:
-        return []
-    media = Path(settings.MEDIA_ROOT).resolve()
-    log = Path(deployment.log_path)
-    log = (log if log.is_absolute() else media / log).resolve()
-    return [log] if log.is_relative_to(media) and log.is_file() else []
+    log = local_file(deployment.log_path)
+    return [log] if log is not None else []
 
 
 def prune_deployment(deployment: Deployment) -> int:
@@ -294,7 +287,7 @@ def prune_deployment(deployment: Deployment) -> int:
     for path in _deployment_files(deployment):
         freed += path.stat().st_size
         path.unlink(missing_ok=True)
-    freed += _stored_log_bytes(deployment_id=deployment.pk)
+    freed += _stored_log_bytes(StoredLog.objects.filter(deployment_id=deployment.pk))
     StoredLog.objects.filter(deployment_id=deployment.pk).delete()
     Deployment.objects.filter(pk=deployment.pk).update(detail_pruned_at=timezone.now(), log_tail="")
     return freed
