@@ -100,16 +100,18 @@ def protected_run_ids() -> set[int]:
     return ids
 
 
-def prunable_runs(now: dt.datetime | None = None) -> QuerySet[TestRun]:
-    """Ended, not yet pruned runs outside their environment's window and not protected, oldest first.
+def _latest_cycle(session: str) -> Subquery:
+    """The number of the newest cycle of the row's session (``session``: the path to its session id)."""
+    return Subquery(Cycle.objects.filter(session_id=OuterRef(session)).order_by("-number").values("number")[:1])
 
-    A run is outside the window when every limit that is set says so: finished more than ``days`` ago,
-    and not among its session's latest ``cycles`` cycles. An environment with neither limit keeps all.
+
+def _outside_window(now: dt.datetime) -> Q:
+    """Runs or deployments (``latest_cycle`` annotated) outside their environment's window.
+
+    Outside means every limit that is set says so: finished more than ``days`` ago, and in a cycle not
+    among its session's latest ``cycles`` (a row outside any cycle never is). An environment with
+    neither limit keeps all.
     """
-    now = now or timezone.now()
-    latest_cycle = Subquery(
-        Cycle.objects.filter(session_id=OuterRef("session_id")).order_by("-number").values("number")[:1]
-    )
     outside = Q(pk__in=[])
     for environment in Environment.objects.only("id", "detail_days", "detail_cycles"):
         days, cycles = window(environment)
@@ -119,11 +121,25 @@ def prunable_runs(now: dt.datetime | None = None) -> QuerySet[TestRun]:
         if days:
             condition &= Q(finished_at__lt=now - dt.timedelta(days=days))
         if cycles:
-            condition &= Q(cycle__number__lte=F("latest_cycle") - cycles)
+            condition &= Q(cycle__isnull=False, cycle__number__lte=F("latest_cycle") - cycles)
         outside |= condition
+    return outside
+
+
+def prunable_runs(now: dt.datetime | None = None) -> QuerySet[TestRun]:
+    """Ended, not yet pruned runs outside their environment's window and not protected, oldest first.
+
+    A run is outside the window when every limit that is set says so: finished more than ``days`` ago,
+    and not among its session's latest ``cycles`` cycles. An environment with neither limit keeps all.
+    """
     return (
-        TestRun.objects.annotate(latest_cycle=latest_cycle)
-        .filter(outside, detail_pruned_at=None, summary_written=True, status__in=TestRun.FINAL_STATUSES)
+        TestRun.objects.annotate(latest_cycle=_latest_cycle("session_id"))
+        .filter(
+            _outside_window(now or timezone.now()),
+            detail_pruned_at=None,
+            summary_written=True,
+            status__in=TestRun.FINAL_STATUSES,
+        )
         .exclude(pk__in=protected_run_ids())
         .order_by("finished_at", "pk")
     )
@@ -252,24 +268,9 @@ def prunable_deployments(now: dt.datetime | None = None) -> QuerySet[Deployment]
     cycle not among its session's latest ``cycles``). A deployment outside any cycle is judged by the
     days alone, and kept when only cycles are limited.
     """
-    now = now or timezone.now()
-    latest_cycle = Subquery(
-        Cycle.objects.filter(session_id=OuterRef("cycle__session_id")).order_by("-number").values("number")[:1]
-    )
-    outside = Q(pk__in=[])
-    for environment in Environment.objects.only("id", "detail_days", "detail_cycles"):
-        days, cycles = window(environment)
-        if not days and not cycles:
-            continue
-        condition = Q(environment_id=environment.pk)
-        if days:
-            condition &= Q(finished_at__lt=now - dt.timedelta(days=days))
-        if cycles:
-            condition &= Q(cycle__isnull=False, cycle__number__lte=F("latest_cycle") - cycles)
-        outside |= condition
     return (
-        Deployment.objects.annotate(latest_cycle=latest_cycle)
-        .filter(outside, detail_pruned_at=None, status__in=DEPLOY_FINAL_STATUSES)
+        Deployment.objects.annotate(latest_cycle=_latest_cycle("cycle__session_id"))
+        .filter(_outside_window(now or timezone.now()), detail_pruned_at=None, status__in=DEPLOY_FINAL_STATUSES)
         .exclude(pk__in=protected_deployment_ids())
         .order_by("finished_at", "pk")
     )
